@@ -1,0 +1,3 @@
+from legacy_bridge.cli import main
+
+main()

@@ -1,0 +1,153 @@
+"""The `legacy-bridge` command: serve, demo, emulate, hash-token."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import uvicorn
+from pydantic import SecretStr
+
+from legacy_bridge.app import create_app
+from legacy_bridge.emulator.app import (
+    DEMO_API_KEY,
+    DEMO_COMPANY_TOKEN,
+    DEMO_PLAN_TOKEN,
+    EmulatorConfig,
+    create_emulator_app,
+)
+from legacy_bridge.emulator.dataset import DEMO_PLAN_ID, DatasetSpec, empty_plan_id, ensure
+from legacy_bridge.settings import Settings
+
+DATA_DIR = Path(".data")
+
+
+@click.group()
+@click.version_option(package_name="legacy-bridge")
+def main() -> None:
+    """A legacy-compatibility migration proxy: Learner Progress REST API v2 over GraphQL."""
+
+
+def _settings_flags(command: Any) -> Any:
+    """One `serve` flag per setting, named after it; a flag wins over `BRIDGE_*`."""
+    for name, info in reversed(Settings.model_fields.items()):
+        command = click.option(f"--{name.replace('_', '-')}", name, default=None,
+                               help=f"{info.description} [env BRIDGE_{name.upper()}]")(command)
+    return command
+
+
+@main.command()
+@_settings_flags
+def serve(**flags: Any) -> None:
+    """Serve the legacy routes from the GraphQL upstream."""
+    settings = Settings(**{k: v for k, v in flags.items() if v is not None})
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level=settings.log_level.lower())
+
+
+def _dataset_options(command: Any) -> Any:
+    command = click.option("--seed", default=42, show_default=True,
+                           help="Seed of the generated data")(command)
+    command = click.option("--learners", default=1000, show_default=True,
+                           help="Learners to generate")(command)
+    command = click.option("--plans", default=3, show_default=True,
+                           help="Non-empty plans (an empty one is added)")(command)
+    return click.option("--data-dir", default=DATA_DIR, type=click.Path(path_type=Path),
+                        show_default=True, help="Where generated datasets are kept")(command)
+
+
+@main.command()
+@_dataset_options
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=9000, show_default=True)
+@click.option("--api-key", "api_keys", multiple=True, default=[DEMO_API_KEY],
+              show_default=True, help="Accepted `Authorization: Token` keys")
+@click.option("--controls", is_flag=True, help="Serve the /_emulator/ fault and count controls")
+def emulate(seed: int, learners: int, plans: int, data_dir: Path, host: str, port: int,
+            api_keys: tuple[str, ...], controls: bool) -> None:
+    """Serve the emulated upstream: three GraphQL APIs, the catalog and legacy v2."""
+    dataset = ensure(DatasetSpec(seed, learners, plans), data_dir)
+    app = create_emulator_app(EmulatorConfig(dataset, tuple(api_keys), controls=controls))
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _demo_tokens(data_dir: Path) -> Path:
+    path = data_dir / "demo-tokens.toml"
+    rows = [("demo-plan", DEMO_PLAN_TOKEN, f'["{DEMO_PLAN_ID}"]'),
+            ("demo-company", DEMO_COMPANY_TOKEN, '["*"]')]
+    path.write_text("".join(
+        f'[[tokens]]\nlabel = "{label}"\nsha256 = "{digest(token)}"\nplans = {plans}\n\n'
+        for label, token, plans in rows))
+    return path
+
+
+def _demo_banner(proxy: str, upstream: str, empty_plan: str) -> str:
+    auth = f'-H "Authorization: Bearer {DEMO_PLAN_TOKEN}"'
+    base = f"{proxy}/api/v2/plans/{DEMO_PLAN_ID}"
+    return f"""
+legacy-bridge demo
+  proxy     {proxy}
+  upstream  {upstream}   (emulated GraphQL APIs + the legacy v2 API, API key {DEMO_API_KEY})
+  tokens    {DEMO_PLAN_TOKEN} (plan {DEMO_PLAN_ID}), {DEMO_COMPANY_TOKEN} (every plan)
+
+Try:
+  curl -s {proxy}/healthz
+  curl -s {auth} "{base}/progress?page=1&per_page=5"
+  curl -s {auth} "{base}/users?sort=last_seen&order=desc&per_page=3"
+  curl -s {auth} "{base}/assessment-attempts?status=passed,failed&per_page=3"
+  curl -s -H "Authorization: Bearer {DEMO_COMPANY_TOKEN}" \\
+       "{proxy}/api/v2/plans/{empty_plan}/progress"
+The old API itself, for comparison:
+  curl -s {auth} "{upstream}/api/v2/plans/{DEMO_PLAN_ID}/progress?per_page=5"
+Ctrl-C stops both.
+"""
+
+
+@main.command()
+@_dataset_options
+@click.option("--port", default=8080, show_default=True, help="Proxy port")
+@click.option("--upstream-port", default=9000, show_default=True, help="Emulator port")
+def demo(seed: int, learners: int, plans: int, data_dir: Path, port: int,
+         upstream_port: int) -> None:
+    """Start the emulated upstream and the proxy together on loopback."""
+    spec = DatasetSpec(seed, learners, plans)
+    click.echo(f"generating demo data ({learners} learners, seed {seed}) ...")
+    dataset = ensure(spec, data_dir)
+    upstream = f"http://127.0.0.1:{upstream_port}"
+    settings = Settings(upstream_url=upstream, upstream_api_key=SecretStr(DEMO_API_KEY),
+                        tokens_file=_demo_tokens(data_dir), port=port)
+    servers = [
+        uvicorn.Server(uvicorn.Config(
+            create_emulator_app(EmulatorConfig(dataset, controls=True)),
+            host="127.0.0.1", port=upstream_port, log_level="warning")),
+        uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                                      log_level="warning")),
+    ]
+    click.echo(_demo_banner(f"http://127.0.0.1:{port}", upstream, empty_plan_id(spec)))
+
+    async def run() -> None:
+        await asyncio.gather(*(s.serve() for s in servers))
+
+    asyncio.run(run())
+
+
+def digest(token: str) -> str:
+    """The token table's form of a legacy bearer token: hex SHA-256."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@main.command("hash-token")
+@click.argument("token", required=False)
+def hash_token(token: str | None) -> None:
+    """Print the SHA-256 digest of a legacy token for the token table.
+
+    Reads the token from standard input when not given, so it stays out of
+    shell history.
+    """
+    if token is None:
+        token = sys.stdin.readline().strip()
+    click.echo(digest(token))

@@ -1,0 +1,95 @@
+"""The emulator as one ASGI app: three GraphQL APIs, the catalog, legacy v2.
+
+`create_emulator_app` is what `legacy-bridge emulate`, the demo and the tests
+all serve; tests mount it on `httpx.ASGITransport` or a real uvicorn.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from legacy_bridge.emulator.controls import Controls
+from legacy_bridge.emulator.cursors import CursorCodec
+from legacy_bridge.emulator.dataset import DEMO_PLAN_ID
+from legacy_bridge.emulator.graphql_api import API_NAMES, PATH_TEMPLATE, build_apis
+from legacy_bridge.emulator.legacy import LEGACY_ROUTES, LegacyApi, LegacyError, error_response
+from legacy_bridge.emulator.store import Store
+
+DEMO_API_KEY = "demo-company-key"
+DEMO_PLAN_TOKEN = "demo-plan-token"
+DEMO_COMPANY_TOKEN = "demo-company-token"
+LEGACY_PATH = "/api/v2/plans/{plan_id}/"
+
+
+@dataclass
+class EmulatorConfig:
+    dataset: Path
+    api_keys: tuple[str, ...] = (DEMO_API_KEY,)
+    legacy_tokens: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: {
+        DEMO_PLAN_TOKEN: (DEMO_PLAN_ID,), DEMO_COMPANY_TOKEN: ("*",)})
+    controls: bool = False
+    cursor_secret: bytes = field(default_factory=lambda: secrets.token_bytes(16))
+
+
+def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, headers=headers,
+                    media_type="application/json")
+
+
+def create_emulator_app(config: EmulatorConfig) -> Starlette:
+    store = Store(config.dataset)
+    apis = build_apis(store, CursorCodec(config.cursor_secret))
+    controls = Controls(enabled=config.controls)
+    legacy = LegacyApi(store, config.legacy_tokens)
+    keys = frozenset(config.api_keys)
+
+    async def graphql(request: Request) -> Response:
+        api = apis[request.url.path.split("/")[-2]]
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        if scheme != "Token" or key not in keys:
+            return _json({"errors": [{"message": "invalid API key"}]}, 401)
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return _json({"errors": [{"message": "body is not JSON"}]}, 400)
+        controls.record(api.name, body if isinstance(body, dict) else {})
+        await controls.delay()
+        fault = controls.take_fault(api.name)
+        if fault is not None:
+            return await controls.fault_response(fault)
+        status, out = api.run(body)
+        return _json(out, status)
+
+    async def healthz(request: Request) -> Response:
+        return _json({"status": "ok"})
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 405:
+            error = LegacyError(405, "method_not_allowed", "only GET is allowed")
+            return error_response(error, {"Allow": "GET"})
+        return error_response(LegacyError(404, "not_found", "no such route"))
+
+    routes = [Route(PATH_TEMPLATE.format(api=name), graphql, methods=["POST"])
+              for name in API_NAMES]
+    routes += [Route(LEGACY_PATH + name, legacy.handle, methods=["GET"])
+               for name in LEGACY_ROUTES]
+    routes.append(Route("/healthz", healthz))
+    if config.controls:
+        routes += controls.routes()
+    app = Starlette(routes=routes, exception_handlers={404: http_error, 405: http_error})
+    app.router.redirect_slashes = False  # a trailing slash is another path: 404
+    app.state.controls = controls
+    app.state.store = store
+    return app

@@ -1,0 +1,84 @@
+"""Every error the proxy answers, bound to the contract's error table.
+
+    BridgeError                      -> {"error": {"status", "code", "message"}}
+    ├── InvalidParameter      400 invalid_parameter
+    ├── PageTooDeep           400 page_too_deep
+    ├── Unauthorized          401 unauthorized
+    ├── Forbidden             403 forbidden
+    ├── NotFound              404 not_found
+    ├── MethodNotAllowed      405 method_not_allowed   (Allow: GET)
+    ├── RateLimited           429 rate_limited         (Retry-After passed on)
+    ├── UpstreamError         502 upstream_error
+    ├── UpstreamUnavailable   503 upstream_unavailable (Retry-After)
+    └── UpstreamTimeout       504 upstream_timeout
+
+    MappingError  - a mapping table is wrong; raised at start-up, never per request.
+
+Domain code raises these; one handler in `app.py` renders them. Messages are
+written for the client: they never carry a token, a key or upstream text.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class BridgeError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, dict[str, object]]:
+        return {"error": {"status": self.status, "code": self.code, "message": self.message}}
+
+
+class InvalidParameter(BridgeError):
+    status, code = 400, "invalid_parameter"
+
+
+class PageTooDeep(BridgeError):
+    status, code = 400, "page_too_deep"
+
+
+class Unauthorized(BridgeError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(BridgeError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(BridgeError):
+    status, code = 404, "not_found"
+
+
+class MethodNotAllowed(BridgeError):
+    status, code = 405, "method_not_allowed"
+
+
+class RateLimited(BridgeError):
+    status, code = 429, "rate_limited"
+
+
+class UpstreamError(BridgeError):
+    status, code = 502, "upstream_error"
+
+
+class UpstreamUnavailable(BridgeError):
+    status, code = 503, "upstream_unavailable"
+
+
+class UpstreamTimeout(BridgeError):
+    status, code = 504, "upstream_timeout"
+
+
+class MappingError(Exception):
+    """A mapping table is invalid. Names the file, the key and the fix."""
+
+    def __init__(self, file: str, key: str, problem: str, fix: str) -> None:
+        super().__init__(f"{file}: {key}: {problem} - fix: {fix}")
+        self.file, self.key, self.problem, self.fix = file, key, problem, fix

@@ -1,0 +1,50 @@
+"""Settings of the proxy: `BRIDGE_*` environment variables, each also a `serve` flag.
+
+The names are a public interface: deployments and scripts depend on them.
+Nothing here reads a file or the network at import; `api_key()` reads the key
+file when asked, at start-up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BRIDGE_", frozen=True, extra="ignore")
+
+    upstream_url: str = Field("http://127.0.0.1:9000",
+                              description="Base URL of the GraphQL upstream; each mapping's "
+                                          "endpoint path is appended")
+    upstream_api_key: SecretStr | None = Field(None, description="Company API key, sent "
+                                               "upstream as `Authorization: Token <key>`")
+    upstream_api_key_file: Path | None = Field(None, description="File holding the API key "
+                                               "(used when BRIDGE_UPSTREAM_API_KEY is unset)")
+    tokens_file: Path | None = Field(None, description="TOML table of legacy token digests "
+                                     "and the plans each may read")
+    auth_mode: Literal["tokens", "passthrough"] = Field(
+        "tokens", description="`tokens`: check legacy tokens against the token table; "
+                              "`passthrough`: forward the bearer value upstream as the key")
+    mappings_dir: Path = Field(Path("mappings"), description="Folder of mapping tables")
+    host: str = Field("127.0.0.1", description="Address to listen on")
+    port: int = Field(8080, description="Port to listen on")
+    upstream_timeout: float = Field(10.0, gt=0, description="Seconds to wait for one "
+                                    "upstream answer")
+    total_deadline: float = Field(30.0, gt=0, description="Seconds within which every legacy "
+                                  "request is answered, retries included")
+    cursor_cache_size: int = Field(100_000, ge=0, description="Cursor checkpoints kept")
+    cursor_cache_ttl: float = Field(600.0, gt=0, description="Seconds a checkpoint is kept")
+    max_walk_requests: int = Field(1000, ge=1, description="Cursor-only requests one deep "
+                                   "page may cost before it answers 400 page_too_deep")
+    log_level: str = Field("INFO", description="Log level")
+
+    def api_key(self) -> str | None:
+        if self.upstream_api_key is not None:
+            return self.upstream_api_key.get_secret_value()
+        if self.upstream_api_key_file is not None:
+            return self.upstream_api_key_file.read_text().strip()
+        return None

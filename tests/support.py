@@ -1,0 +1,29 @@
+"""Helpers the tests share (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from legacy_bridge.emulator.app import DEMO_API_KEY, DEMO_PLAN_TOKEN
+from legacy_bridge.emulator.dataset import DEMO_PLAN_ID, DatasetSpec
+
+SPEC = DatasetSpec(seed=7, learners=400, plans=3)
+GRAPHQL = "/api/public/api/v1/{api}/graphql"
+PLAN_AUTH = {"Authorization": f"Bearer {DEMO_PLAN_TOKEN}"}
+
+
+async def graphql(client: httpx.AsyncClient, api: str, query: str,
+                  variables: dict[str, Any] | None = None,
+                  key: str = DEMO_API_KEY) -> httpx.Response:
+    return await client.post(GRAPHQL.format(api=api),
+                             json={"query": query, "variables": variables or {}},
+                             headers={"Authorization": f"Token {key}"})
+
+
+async def legacy(client: httpx.AsyncClient, route: str, query: str = "",
+                 plan: str = DEMO_PLAN_ID, headers: dict[str, str] | None = None,
+                 method: str = "GET") -> httpx.Response:
+    url = f"/api/v2/plans/{plan}/{route}" + (f"?{query}" if query else "")
+    return await client.request(method, url, headers=PLAN_AUTH if headers is None else headers)

@@ -1,0 +1,74 @@
+"""The `legacy-bridge` command line."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from click.testing import CliRunner
+
+from legacy_bridge.cli import main
+from legacy_bridge.emulator.app import DEMO_PLAN_TOKEN
+from legacy_bridge.emulator.dataset import DEMO_PLAN_ID
+
+
+def test_hash_token_prints_the_sha256_digest() -> None:
+    result = CliRunner().invoke(main, ["hash-token", "s3cret"])
+    assert result.output.strip() == hashlib.sha256(b"s3cret").hexdigest()
+
+
+def test_hash_token_reads_stdin_so_the_token_stays_out_of_history() -> None:
+    result = CliRunner().invoke(main, ["hash-token"], input="s3cret\n")
+    assert result.output.strip() == hashlib.sha256(b"s3cret").hexdigest()
+
+
+def test_serve_has_a_flag_for_every_setting() -> None:
+    result = CliRunner().invoke(main, ["serve", "--help"])
+    for flag in ("--upstream-url", "--upstream-api-key-file", "--tokens-file", "--auth-mode",
+                 "--mappings-dir", "--host", "--port", "--cursor-cache-size"):
+        assert flag in result.output
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_demo_starts_the_upstream_and_the_proxy(tmp_path: Path) -> None:
+    proxy_port, upstream_port = _free_ports(2)
+    command = [sys.executable, "-m", "legacy_bridge", "demo", "--learners", "50",
+               "--port", str(proxy_port), "--upstream-port", str(upstream_port),
+               "--data-dir", str(tmp_path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{proxy_port}/healthz")
+                legacy = httpx.get(
+                    f"http://127.0.0.1:{upstream_port}/api/v2/plans/{DEMO_PLAN_ID}/progress",
+                    headers={"Authorization": f"Bearer {DEMO_PLAN_TOKEN}"})
+                break
+            except httpx.TransportError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        assert health.json() == {"status": "ok"}
+        assert legacy.json()["total"] > 0
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=20)
+    assert f"curl -s -H \"Authorization: Bearer {DEMO_PLAN_TOKEN}\"" in output
+    assert (tmp_path / "demo-tokens.toml").exists()
