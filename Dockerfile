@@ -16,6 +16,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     BRIDGE_HOST=0.0.0.0 \
     BRIDGE_PORT=8080 \
     BRIDGE_MAPPINGS_DIR=/app/mappings
+# A broken mapping table fails the build, not the first request.
+RUN legacy-bridge check --mappings-dir /app/mappings
 USER bridge
 EXPOSE 8080
 CMD ["legacy-bridge", "serve"]

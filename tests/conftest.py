@@ -12,11 +12,14 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from legacy_bridge.emulator.app import EmulatorConfig, create_emulator_app
+from legacy_bridge.app import create_app
+from legacy_bridge.emulator.app import DEMO_API_KEY, EmulatorConfig, create_emulator_app
 from legacy_bridge.emulator.dataset import ensure
-from support import SPEC
+from legacy_bridge.settings import Settings
+from support import MAPPINGS, SPEC, TOKENS, token_table
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +62,7 @@ def serve_http() -> Iterator[Callable[[Starlette], str]]:
     def start(app: Starlette) -> str:
         port = _free_port()
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                               log_level="critical", lifespan="off"))
+                                               log_level="critical", lifespan="on"))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         deadline = time.monotonic() + 10
@@ -74,3 +77,38 @@ def serve_http() -> Iterator[Callable[[Starlette], str]]:
     for server, thread in servers:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def tokens_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tokens.toml"
+    path.write_text(token_table(TOKENS))
+    return path
+
+
+@pytest.fixture
+def make_proxy(emulator_app: Starlette, tokens_file: Path) -> Callable[..., Starlette]:
+    """A proxy app whose upstream is the emulator, over ASGI (or real HTTP at upstream_url)."""
+
+    def make(over_http: bool = False, **overrides: Any) -> Starlette:
+        settings = Settings(**{
+            "upstream_url": "http://upstream", "upstream_api_key": SecretStr(DEMO_API_KEY),
+            "tokens_file": tokens_file, "mappings_dir": MAPPINGS, **overrides})
+        transport = None if over_http else httpx.ASGITransport(app=emulator_app)
+        return create_app(settings, transport=transport)
+
+    return make
+
+
+@pytest.fixture
+async def proxy(make_proxy: Callable[..., Starlette]) -> AsyncIterator[httpx.AsyncClient]:
+    app = make_proxy()
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://proxy") as client:
+        yield client
+
+
+@pytest.fixture
+def upstream_counts(emulator_app: Starlette) -> Callable[[], dict[str, int]]:
+    """Requests the emulator has received so far, per API."""
+    return lambda: dict(emulator_app.state.controls.counts)

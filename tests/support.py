@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from legacy_bridge.emulator.app import DEMO_API_KEY, DEMO_PLAN_TOKEN
-from legacy_bridge.emulator.dataset import DEMO_PLAN_ID, DatasetSpec
+from legacy_bridge.auth import digest
+from legacy_bridge.emulator.app import DEMO_API_KEY, DEMO_COMPANY_TOKEN, DEMO_PLAN_TOKEN
+from legacy_bridge.emulator.dataset import DEMO_PLAN_ID, DatasetSpec, plan_ids
 
 SPEC = DatasetSpec(seed=7, learners=400, plans=3)
+MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
+OTHER_PLAN = plan_ids(SPEC)[1]
+OTHER_PLAN_TOKEN = "other-plan-token"
+TWO_PLANS_TOKEN = "two-plans-token"
+# token -> (label, plans): the proxy's token table in tests
+TOKENS = {
+    DEMO_PLAN_TOKEN: ("demo-plan", [DEMO_PLAN_ID]),
+    DEMO_COMPANY_TOKEN: ("demo-company", ["*"]),
+    OTHER_PLAN_TOKEN: ("other-plan", [OTHER_PLAN]),
+    TWO_PLANS_TOKEN: ("two-plans", [DEMO_PLAN_ID, OTHER_PLAN]),
+}
+
+
+def token_table(tokens: dict[str, tuple[str, list[str]]]) -> str:
+    return "".join(f'[[tokens]]\nlabel = "{label}"\nsha256 = "{digest(token)}"\n'
+                   f"plans = {plans!r}\n\n".replace("'", '"')
+                   for token, (label, plans) in tokens.items())
 GRAPHQL = "/api/public/api/v1/{api}/graphql"
 PLAN_AUTH = {"Authorization": f"Bearer {DEMO_PLAN_TOKEN}"}
 

@@ -2,21 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
-
-from legacy_bridge.app import create_app
-from legacy_bridge.settings import Settings
-
-
-@pytest.fixture
-async def proxy() -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings())
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://proxy") as client:
-        yield client
 
 
 async def test_healthz_answers_ok(proxy: httpx.AsyncClient) -> None:

@@ -58,15 +58,17 @@ def test_demo_starts_the_upstream_and_the_proxy(tmp_path: Path) -> None:
         while True:
             try:
                 health = httpx.get(f"http://127.0.0.1:{proxy_port}/healthz")
-                legacy = httpx.get(
-                    f"http://127.0.0.1:{upstream_port}/api/v2/plans/{DEMO_PLAN_ID}/progress",
-                    headers={"Authorization": f"Bearer {DEMO_PLAN_TOKEN}"})
+                route = f"/api/v2/plans/{DEMO_PLAN_ID}/progress?per_page=5"
+                auth = {"Authorization": f"Bearer {DEMO_PLAN_TOKEN}"}
+                legacy = httpx.get(f"http://127.0.0.1:{upstream_port}{route}", headers=auth)
+                proxied = httpx.get(f"http://127.0.0.1:{proxy_port}{route}", headers=auth)
                 break
             except httpx.TransportError:
                 assert process.poll() is None and time.monotonic() < deadline
                 time.sleep(0.2)
         assert health.json() == {"status": "ok"}
         assert legacy.json()["total"] > 0
+        assert proxied.json() == legacy.json()
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=20)

@@ -1,10 +1,18 @@
-"""The proxy's ASGI app.
+"""The proxy's ASGI app: legacy routes generated from the mapping tables.
 
-`create_app(settings, transport=None)` builds everything once at start-up;
+`create_app(settings, transport=None)` loads and checks everything once;
 `transport` lets tests put the emulator (or respx) under the upstream client.
+One legacy request, top to bottom, is `Bridge.serve`:
+validate -> plan pages -> query upstream -> join -> rewrite -> respond.
 """
 
 from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import orjson
@@ -12,16 +20,142 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route as StarletteRoute
 
-from legacy_bridge.errors import BridgeError, MethodNotAllowed, NotFound
+from legacy_bridge import params
+from legacy_bridge.auth import Authenticator, Client, load_tokens
+from legacy_bridge.errors import (
+    BridgeError,
+    ConfigError,
+    MethodNotAllowed,
+    NotFound,
+    UpstreamError,
+)
+from legacy_bridge.joins import join_values
+from legacy_bridge.mapping import Connection, Join, Route, VariablePath, load_mappings
+from legacy_bridge.pagination import Answer, MemoryCheckpoints, read_page
+from legacy_bridge.query import Document, connection_document, input_variables
+from legacy_bridge.rewrite import Rewriter, compile_rewriter
 from legacy_bridge.settings import Settings
+from legacy_bridge.upstream import Upstream
 
 
 def json_response(body: object, status: int = 200,
                   headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, headers=headers,
                     media_type="application/json")
+
+
+def _operation_name(*parts: str) -> str:
+    return "".join(p.replace("-", " ").title().replace(" ", "") for p in ("legacy", *parts))
+
+
+@dataclass(frozen=True)
+class CompiledRoute:
+    """A route with everything a request needs prepared at start-up."""
+
+    route: Route
+    page: Document  # records of a page
+    walk: Document  # cursors only, for reaching a deep page
+    joins: dict[str, Document]
+    rewriter: Rewriter
+
+
+def compile_route(route: Route) -> CompiledRoute:
+    return CompiledRoute(
+        route,
+        connection_document(route.connection, _operation_name(route.name), route.node_fields),
+        connection_document(route.connection, _operation_name(route.name, "walk"), ()),
+        {name: connection_document(join.connection, _operation_name(route.name, name),
+                                   join.node_fields)
+         for name, join in route.joins.items()},
+        compile_rewriter(route),
+    )
+
+
+def _answer(data: dict[str, Any], conn: Connection, with_nodes: bool) -> Answer:
+    names = conn.names
+    try:
+        connection = data[conn.operation]
+        edges = connection[names.edges]
+        return Answer(
+            cursors=[edge[names.cursor] for edge in edges],
+            nodes=[edge[names.node] for edge in edges] if with_nodes else None,
+            total=int(connection[names.total]),
+            has_next=bool(connection[names.page_info][names.has_next]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UpstreamError("the upstream answered an unexpected shape") from exc
+
+
+def _query_key(client: Client, route: Route, variables: dict[VariablePath, Any]) -> str:
+    canonical = sorted((".".join(path), value) for path, value in variables.items())
+    return f"{client.scope}|{route.endpoint}|{orjson.dumps(canonical).decode()}"
+
+
+class Bridge:
+    def __init__(self, settings: Settings, routes: list[Route], authenticator: Authenticator,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.settings = settings
+        self.routes = [compile_route(r) for r in routes]
+        self.auth = authenticator
+        self.upstream = Upstream(settings.upstream_url, settings.upstream_timeout, transport)
+        self.checkpoints = MemoryCheckpoints(settings.cursor_cache_size,
+                                             settings.cursor_cache_ttl)
+
+    async def serve(self, request: Request, compiled: CompiledRoute) -> Response:
+        route = compiled.route
+        client = self.auth.client(request.headers.get("authorization"))
+        query = {key: request.query_params.getlist(key) for key in request.query_params}
+        legacy = params.parse(route, request.path_params, query)
+        if legacy.plan is not None:
+            client.check_plan(legacy.plan)
+
+        async def fetch(first: int, after: str | None, with_nodes: bool) -> Answer:
+            document = compiled.page if with_nodes else compiled.walk
+            variables = input_variables(legacy.variables, route.connection, first, after)
+            data = await self.upstream.query(route.endpoint, document, variables,
+                                             client.upstream_key)
+            return _answer(data, route.connection, with_nodes)
+
+        page = await read_page(
+            legacy.offset, legacy.per_page, max_first=route.max_first,
+            max_walk=self.settings.max_walk_requests, checkpoints=self.checkpoints,
+            query=_query_key(client, route, dict(legacy.variables)), fetch=fetch,
+            api=route.api)
+        joined: list[dict[tuple[str, str], Any]] = [{} for _ in page.nodes]
+        for name, join in route.joins.items():
+            fetch_all = functools.partial(self._fetch_all, join, compiled.joins[name],
+                                          client=client)
+            values = await join_values(join, page.nodes, legacy.values, fetch_all)
+            for item, extra in zip(joined, values, strict=True):
+                item.update(extra)
+        results = [compiled.rewriter.item(node, extra)
+                   for node, extra in zip(page.nodes, joined, strict=True)]
+        return json_response({"results": results, "total": page.total,
+                              "page": legacy.page, "per_page": legacy.per_page})
+
+    async def _fetch_all(self, join: Join, document: Document,
+                         variables: dict[VariablePath, Any], *,
+                         client: Client) -> list[dict[str, Any]]:
+        nodes: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            data = await self.upstream.query(
+                join.endpoint, document,
+                input_variables(variables, join.connection, join.max_first, after),
+                client.upstream_key)
+            answer = _answer(data, join.connection, with_nodes=True)
+            nodes += answer.nodes or []
+            if not answer.has_next or not answer.cursors:
+                return nodes
+            after = answer.cursors[-1]
+
+    def endpoint(self, compiled: CompiledRoute) -> Any:
+        async def handle(request: Request) -> Response:
+            return await self.serve(request, compiled)
+
+        return handle
 
 
 async def _bridge_error(request: Request, exc: Exception) -> Response:
@@ -38,14 +172,39 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return json_response(error.body(), error.status, error.headers)
 
 
+def _authenticator(settings: Settings) -> Authenticator:
+    if settings.auth_mode == "passthrough":
+        return Authenticator("passthrough", (), None)
+    if settings.tokens_file is None:
+        raise ConfigError("BRIDGE_TOKENS_FILE is required when BRIDGE_AUTH_MODE=tokens "
+                          "(or use BRIDGE_AUTH_MODE=passthrough)")
+    key = settings.api_key()
+    if not key:
+        raise ConfigError("BRIDGE_UPSTREAM_API_KEY or BRIDGE_UPSTREAM_API_KEY_FILE is "
+                          "required when BRIDGE_AUTH_MODE=tokens")
+    return Authenticator("tokens", load_tokens(settings.tokens_file), key)
+
+
 def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
+    """The proxy, with its mappings loaded and checked; raises MappingError or ConfigError."""
+    bridge = Bridge(settings, load_mappings(settings.mappings_dir), _authenticator(settings),
+                    transport)
+
     async def healthz(request: Request) -> Response:
         return json_response({"status": "ok"})
 
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await bridge.upstream.aclose()
+
+    routes = [StarletteRoute(c.route.path, bridge.endpoint(c), methods=["GET"])
+              for c in bridge.routes]
+    routes.append(StarletteRoute("/healthz", healthz, methods=["GET"]))
     app = Starlette(
-        routes=[Route("/healthz", healthz, methods=["GET"])],
+        routes=routes, lifespan=lifespan,
         exception_handlers={BridgeError: _bridge_error, 404: _http_error, 405: _http_error},
     )
     app.router.redirect_slashes = False  # a trailing slash is another path: 404
-    app.state.settings = settings
+    app.state.bridge = bridge
     return app

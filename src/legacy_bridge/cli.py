@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,8 +11,10 @@ from typing import Any
 import click
 import uvicorn
 from pydantic import SecretStr
+from starlette.applications import Starlette
 
 from legacy_bridge.app import create_app
+from legacy_bridge.auth import TokenFileError, digest
 from legacy_bridge.emulator.app import (
     DEMO_API_KEY,
     DEMO_COMPANY_TOKEN,
@@ -21,7 +23,10 @@ from legacy_bridge.emulator.app import (
     create_emulator_app,
 )
 from legacy_bridge.emulator.dataset import DEMO_PLAN_ID, DatasetSpec, empty_plan_id, ensure
+from legacy_bridge.errors import ConfigError, MappingError
+from legacy_bridge.mapping import bundled_schema, load_mappings
 from legacy_bridge.settings import Settings
+from legacy_bridge.upstream import LiveSchemas
 
 DATA_DIR = Path(".data")
 
@@ -45,8 +50,43 @@ def _settings_flags(command: Any) -> Any:
 def serve(**flags: Any) -> None:
     """Serve the legacy routes from the GraphQL upstream."""
     settings = Settings(**{k: v for k, v in flags.items() if v is not None})
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+    uvicorn.run(_start(settings), host=settings.host, port=settings.port,
                 log_level=settings.log_level.lower())
+
+
+def _start(settings: Settings) -> Starlette:
+    """The app, or a clear message and exit 2 for a bad mapping table or setting."""
+    try:
+        return create_app(settings)
+    except (MappingError, ConfigError, TokenFileError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option("--mappings-dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of mapping tables [env BRIDGE_MAPPINGS_DIR]")
+@click.option("--upstream", "upstream_url", default=None, metavar="URL",
+              help="Check against this upstream's live introspection instead of the "
+                   "bundled SDL")
+@click.option("--api-key", envvar="BRIDGE_UPSTREAM_API_KEY", default="",
+              help="Key for --upstream [env BRIDGE_UPSTREAM_API_KEY]")
+def check(mappings_dir: Path | None, upstream_url: str | None, api_key: str) -> None:
+    """Load and check every mapping table against the GraphQL schemas.
+
+    Exits non-zero, naming the file, the key and the fix, on the first problem.
+    """
+    directory = mappings_dir or Settings().mappings_dir
+    schemas = (LiveSchemas(upstream_url, api_key) if upstream_url
+               else contextlib.nullcontext(bundled_schema))
+    try:
+        with schemas as source:
+            routes = load_mappings(directory, source)
+    except MappingError as exc:
+        raise click.ClickException(str(exc)) from None
+    for route in routes:
+        joins = f" + joins {', '.join(route.joins)}" if route.joins else ""
+        click.echo(f"ok  {route.file}: GET {route.path} -> {route.connection.operation} "
+                   f"({len(route.fields)} fields{joins})")
 
 
 def _dataset_options(command: Any) -> Any:
@@ -124,7 +164,7 @@ def demo(seed: int, learners: int, plans: int, data_dir: Path, port: int,
         uvicorn.Server(uvicorn.Config(
             create_emulator_app(EmulatorConfig(dataset, controls=True)),
             host="127.0.0.1", port=upstream_port, log_level="warning")),
-        uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+        uvicorn.Server(uvicorn.Config(_start(settings), host="127.0.0.1", port=port,
                                       log_level="warning")),
     ]
     click.echo(_demo_banner(f"http://127.0.0.1:{port}", upstream, empty_plan_id(spec)))
@@ -133,11 +173,6 @@ def demo(seed: int, learners: int, plans: int, data_dir: Path, port: int,
         await asyncio.gather(*(s.serve() for s in servers))
 
     asyncio.run(run())
-
-
-def digest(token: str) -> str:
-    """The token table's form of a legacy bearer token: hex SHA-256."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @main.command("hash-token")

@@ -9,10 +9,12 @@
     ├── MethodNotAllowed      405 method_not_allowed   (Allow: GET)
     ├── RateLimited           429 rate_limited         (Retry-After passed on)
     ├── UpstreamError         502 upstream_error
+    │   └── UpstreamQueryError     (GraphQL errors without data, e.g. a refused cursor)
     ├── UpstreamUnavailable   503 upstream_unavailable (Retry-After)
     └── UpstreamTimeout       504 upstream_timeout
 
     MappingError  - a mapping table is wrong; raised at start-up, never per request.
+    ConfigError   - a setting is missing or wrong; raised at start-up.
 
 Domain code raises these; one handler in `app.py` renders them. Messages are
 written for the client: they never carry a token, a key or upstream text.
@@ -68,6 +70,10 @@ class UpstreamError(BridgeError):
     status, code = 502, "upstream_error"
 
 
+class UpstreamQueryError(UpstreamError):
+    """The upstream answered GraphQL errors and no data (a refused cursor among them)."""
+
+
 class UpstreamUnavailable(BridgeError):
     status, code = 503, "upstream_unavailable"
 
@@ -82,3 +88,7 @@ class MappingError(Exception):
     def __init__(self, file: str, key: str, problem: str, fix: str) -> None:
         super().__init__(f"{file}: {key}: {problem} - fix: {fix}")
         self.file, self.key, self.problem, self.fix = file, key, problem, fix
+
+
+class ConfigError(Exception):
+    """A setting is missing or inconsistent; the message names it and the fix."""

@@ -184,18 +184,18 @@ def parse_params(request: Request, route: LegacyRoute) -> LegacyQuery:
         statuses = [s.lstrip(" ") for s in raw_status.split(",")]
         if not all(s in route.statuses for s in statuses):
             raise LegacyError(400, "invalid_parameter",
-                              f"status must be a comma-separated list of "
+                              f"status must be a comma-separated list of: "
                               f"{', '.join(route.statuses)}")
     sort = _single(request, "sort")
     if sort is None:
         sort = route.default_sort
     elif sort not in route.sorts:
         raise LegacyError(400, "invalid_parameter",
-                          f"sort must be one of {', '.join(route.sorts)}")
+                          f"sort must be one of: {', '.join(route.sorts)}")
     order = _single(request, "order")
     order = "asc" if order is None else order
     if order not in ("asc", "desc"):
-        raise LegacyError(400, "invalid_parameter", "order must be asc or desc")
+        raise LegacyError(400, "invalid_parameter", "order must be one of: asc, desc")
     return LegacyQuery(page, per_page, statuses, sort, order == "desc")
 
 

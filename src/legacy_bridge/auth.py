@@ -1,0 +1,99 @@
+"""Legacy bearer token -> the client it identifies, its plans, its upstream key. Pure.
+
+The token table holds SHA-256 digests, never tokens. A token is compared with
+every digest in constant time, so timing tells nothing about near misses.
+Plan isolation lives here: the company API key the proxy holds can read every
+plan, so a plan-scoped token is kept inside its plans before any upstream call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from legacy_bridge.errors import Forbidden, Unauthorized
+
+COMPANY_SCOPE = "*"
+
+
+def digest(token: str) -> str:
+    """The token table's form of a legacy bearer token: hex SHA-256."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    label: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    plans: tuple[str, ...] = Field(min_length=1)
+
+
+class TokenFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tokens: tuple[TokenEntry, ...] = ()
+
+
+class TokenFileError(ValueError):
+    """The token table cannot be used; says which file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Client:
+    label: str  # for logs and reports; never the token
+    plans: frozenset[str]
+    upstream_key: str
+    scope: str  # cursor checkpoints are never shared across scopes
+
+    def check_plan(self, plan_id: str) -> None:
+        if COMPANY_SCOPE not in self.plans and plan_id not in self.plans:
+            raise Forbidden("this token may not read this plan")
+
+
+def load_tokens(path: Path) -> tuple[TokenEntry, ...]:
+    try:
+        return TokenFile.model_validate(tomllib.loads(path.read_text())).tokens
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise TokenFileError(f"{path}: {exc}") from None
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(p) for p in error["loc"])
+        raise TokenFileError(f"{path}: {key}: {error['msg']} - fix: each [[tokens]] needs "
+                             "label, sha256 (legacy-bridge hash-token) and plans") from None
+
+
+def bearer(authorization: str | None) -> str:
+    scheme, _, value = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthorized("a valid bearer token is required")
+    return value.strip()
+
+
+class Authenticator:
+    """`tokens` mode: the token table. `passthrough`: the bearer value is the upstream key."""
+
+    def __init__(self, mode: str, entries: tuple[TokenEntry, ...], api_key: str | None) -> None:
+        self.mode = mode
+        self.entries = entries
+        self.api_key = api_key or ""
+        # Checkpoints are per upstream credential: one scope for the proxy's key.
+        self.key_scope = digest(self.api_key)[:16]
+
+    def client(self, authorization: str | None) -> Client:
+        token = bearer(authorization)
+        if self.mode == "passthrough":
+            return Client("passthrough", frozenset({COMPANY_SCOPE}), token, digest(token)[:16])
+        presented = digest(token)
+        found: TokenEntry | None = None
+        for entry in self.entries:  # no early exit: constant time over the table
+            if hmac.compare_digest(entry.sha256, presented):
+                found = entry
+        if found is None:
+            raise Unauthorized("a valid bearer token is required")
+        return Client(found.label, frozenset(found.plans), self.api_key, self.key_scope)

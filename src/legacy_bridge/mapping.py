@@ -1,0 +1,456 @@
+"""Mapping tables: `mappings/*.toml` loaded into frozen routes, checked against the SDL.
+
+One file per legacy route. Loading is the only time a table is interpreted:
+every name in it (operation, variable path, enum value, field, transform,
+join) is checked against the GraphQL schema here, and the first problem
+stops start-up with a `MappingError` naming the file, the key and the fix.
+See README "The mapping language" for an annotated example.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from graphql import (
+    GraphQLEnumType,
+    GraphQLInputObjectType,
+    GraphQLList,
+    GraphQLNamedType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    GraphQLType,
+    get_named_type,
+)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from legacy_bridge import schemas
+from legacy_bridge.errors import MappingError
+from legacy_bridge.transforms import TRANSFORMS
+
+ParamType = Literal["uuid", "page", "per_page", "enum", "enum_list"]
+
+
+# -- the file format, as pydantic models (structure only) ---------------------
+
+class _Raw(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class RawConnection(_Raw):
+    """Relay connection field names; override for an upstream that differs."""
+
+    total: str = "totalCount"
+    page_info: str = "pageInfo"
+    has_next: str = "hasNextPage"
+    end_cursor: str = "endCursor"
+    edges: str = "edges"
+    cursor: str = "cursor"
+    node: str = "node"
+
+
+class RawRoute(_Raw):
+    path: str
+    api: str
+    endpoint: str
+    operation: str
+    max_first: int = Field(100, ge=1)
+    first_variable: str = "first"
+    after_variable: str = "after"
+    connection: RawConnection = RawConnection()
+
+
+class RawParam(_Raw):
+    source: Literal["path", "query"] = Field("query", alias="from")
+    type: ParamType
+    variable: str | None = None
+    default: str | int | None = None
+    max: int | None = Field(None, ge=1)
+    values: dict[str, str] = {}
+    scope: bool = False
+
+
+class RawBatch(_Raw):
+    variable: str
+    field: str
+
+
+class RawAggregate(_Raw):
+    count_distinct: str
+    where: dict[str, str] = {}
+
+
+class RawJoin(_Raw):
+    api: str
+    endpoint: str
+    operation: str
+    batch: RawBatch
+    variables: dict[str, str] = {}
+    match: dict[str, str]
+    aggregates: dict[str, RawAggregate]
+    max_first: int = Field(100, ge=1)
+    first_variable: str = "first"
+    after_variable: str = "after"
+    connection: RawConnection = RawConnection()
+
+
+class RawMapping(_Raw):
+    route: RawRoute
+    params: dict[str, RawParam]
+    fields: dict[str, str]
+    joins: dict[str, RawJoin] = {}
+
+
+# -- what the rest of the proxy sees -----------------------------------------
+
+VariablePath = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    source: Literal["path", "query"]
+    type: ParamType
+    variable: VariablePath | None
+    default: str | int | None
+    max: int | None
+    values: Mapping[str, str]
+    scope: bool
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    path: tuple[str, ...]  # legacy dotted path, split
+    source: str | None  # GraphQL node field, or None for a join value
+    join: tuple[str, str] | None  # (join name, aggregate name)
+    transforms: tuple[str, ...]
+    is_float: bool  # a GraphQL Float: written as a JSON float
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where an operation's answer keeps its records and paging facts."""
+
+    operation: str
+    arg_name: str
+    input_type: str
+    first_variable: str
+    after_variable: str
+    names: RawConnection
+    node_type: str
+
+
+@dataclass(frozen=True)
+class Join:
+    name: str
+    api: str
+    endpoint: str
+    connection: Connection
+    max_first: int
+    batch_variable: VariablePath
+    batch_field: str
+    variables: Mapping[VariablePath, str]  # variable path <- legacy param name
+    match: Mapping[str, str]  # join node field -> main node field
+    aggregates: Mapping[str, RawAggregate]
+    node_fields: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Route:
+    file: str
+    name: str  # the file's stem: "progress"
+    path: str
+    api: str
+    endpoint: str
+    connection: Connection
+    max_first: int
+    params: Mapping[str, Param]
+    fields: tuple[FieldRule, ...]
+    joins: Mapping[str, Join]
+    node_fields: tuple[str, ...] = field(default=())  # every node field the route reads
+
+    def param_of_type(self, kind: ParamType) -> Param:
+        return next(p for p in self.params.values() if p.type == kind)
+
+
+# -- loading and checking -----------------------------------------------------
+
+class SchemaUnavailable(Exception):
+    """A schema source could not produce the schema of an endpoint."""
+
+
+# (api name, endpoint path) -> the schema to check against
+SchemaSource = Callable[[str, str], GraphQLSchema]
+
+
+def bundled_schema(api: str, endpoint: str) -> GraphQLSchema:
+    """The project's copy of the contract SDL (src/legacy_bridge/schemas/)."""
+    return schemas.schema(api)
+
+
+def load_mappings(directory: Path, schema_source: SchemaSource = bundled_schema) -> list[Route]:
+    """Every `*.toml` in `directory`, checked; raises MappingError on the first problem."""
+    files = sorted(directory.glob("*.toml"))
+    if not files:
+        raise MappingError(str(directory), "(folder)", "no mapping tables (*.toml) found",
+                           "point BRIDGE_MAPPINGS_DIR at the folder holding the tables")
+    routes = [load_mapping(f, schema_source) for f in files]
+    seen: dict[str, str] = {}
+    for route in routes:
+        if route.path in seen:
+            raise MappingError(route.file, "route.path", f"{route.path} is also mapped by "
+                               f"{seen[route.path]}", "keep one table per legacy route")
+        seen[route.path] = route.file
+    return routes
+
+
+def load_mapping(path: Path, schema_source: SchemaSource = bundled_schema) -> Route:
+    file = str(path)
+    try:
+        raw = RawMapping.model_validate(tomllib.loads(path.read_text()))
+    except tomllib.TOMLDecodeError as exc:
+        raise MappingError(file, "(syntax)", str(exc), "fix the TOML syntax") from None
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(part) for part in error["loc"])
+        fix = ("remove it or check its spelling" if error["type"] == "extra_forbidden"
+               else "see README, The mapping language")
+        raise MappingError(file, key, error["msg"], fix) from None
+    return _Checker(file, path.stem, raw, schema_source).route()
+
+
+def _unwrap(type_: GraphQLType) -> tuple[GraphQLNamedType, bool]:
+    """The named type under NonNull/List wrappers, and whether a list is among them."""
+    is_list = False
+    while isinstance(type_, GraphQLNonNull | GraphQLList):
+        is_list = is_list or isinstance(type_, GraphQLList)
+        type_ = type_.of_type
+    return get_named_type(type_), is_list
+
+
+class _Checker:
+    def __init__(self, file: str, name: str, raw: RawMapping, source: SchemaSource) -> None:
+        self.file, self.name, self.raw, self.source = file, name, raw, source
+
+    def fail(self, key: str, problem: str, fix: str) -> MappingError:
+        return MappingError(self.file, key, problem, fix)
+
+    def schema(self, key: str, api: str, endpoint: str) -> GraphQLSchema:
+        if api not in schemas.names():
+            raise self.fail(key, f"unknown API {api!r}",
+                            f"use one of {', '.join(schemas.names())}")
+        try:
+            return self.source(api, endpoint)
+        except SchemaUnavailable as exc:
+            raise self.fail(key.replace(".api", ".endpoint"), str(exc),
+                            "check the endpoint path and that the upstream allows "
+                            "introspection") from None
+
+    def connection(self, key: str, schema: GraphQLSchema, operation: str,
+                   first: str, after: str, names: RawConnection) -> Connection:
+        query = schema.query_type
+        assert query is not None
+        if operation not in query.fields:
+            raise self.fail(f"{key}.operation", f"Query has no field {operation!r}",
+                            f"use one of {', '.join(query.fields)}")
+        op = query.fields[operation]
+        inputs = [(n, _unwrap(a.type)[0]) for n, a in op.args.items()]
+        if len(inputs) != 1 or not isinstance(inputs[0][1], GraphQLInputObjectType):
+            raise self.fail(f"{key}.operation", f"{operation} does not take one input object",
+                            "map an operation of the form op(input: SomeInput!)")
+        arg_name, input_type = inputs[0]
+        for var_key, var in ((f"{key}.first_variable", first), (f"{key}.after_variable", after)):
+            self.variable(var_key, input_type, var)
+        def child(parent: GraphQLNamedType, name: str) -> GraphQLNamedType:
+            if not isinstance(parent, GraphQLObjectType) or name not in parent.fields:
+                raise self.fail(f"{key}.connection", f"{parent.name} has no field {name!r}",
+                                "set [route.connection] to the upstream's connection names")
+            return _unwrap(parent.fields[name].type)[0]
+
+        conn_type = _unwrap(op.type)[0]
+        child(conn_type, names.total)
+        page_info = child(conn_type, names.page_info)
+        child(page_info, names.has_next)
+        child(page_info, names.end_cursor)
+        edge = child(conn_type, names.edges)
+        child(edge, names.cursor)
+        node = child(edge, names.node)
+        return Connection(operation, arg_name, input_type.name, first, after, names,
+                          node.name)
+
+    def variable(self, key: str, input_type: GraphQLNamedType,
+                 dotted: str) -> tuple[GraphQLNamedType, bool]:
+        current: GraphQLNamedType = input_type
+        is_list = False
+        for part in dotted.split("."):
+            if not isinstance(current, GraphQLInputObjectType) or part not in current.fields:
+                options = (", ".join(current.fields)
+                           if isinstance(current, GraphQLInputObjectType) else "none")
+                raise self.fail(key, f"{input_type.name} has no input field {dotted!r}",
+                                f"at {part!r} use one of: {options}")
+            current, is_list = _unwrap(current.fields[part].type)
+        return current, is_list
+
+    def node_field(self, key: str, node: GraphQLObjectType, name: str) -> GraphQLNamedType:
+        if name not in node.fields:
+            raise self.fail(key, f"{node.name} has no field {name!r}",
+                            f"use one of: {', '.join(node.fields)}")
+        return _unwrap(node.fields[name].type)[0]
+
+    def params(self, schema: GraphQLSchema, conn: Connection) -> dict[str, Param]:
+        input_type = schema.get_type(conn.input_type)
+        assert input_type is not None
+        out: dict[str, Param] = {}
+        for name, raw in self.raw.params.items():
+            key = f"params.{name}"
+            variable: VariablePath | None = None
+            if raw.type in ("uuid", "enum", "enum_list"):
+                if raw.variable is None:
+                    raise self.fail(key, f"a {raw.type} parameter needs a variable",
+                                    'add variable = "filter.someField"')
+                leaf, is_list = self.variable(f"{key}.variable", input_type, raw.variable)
+                variable = tuple(raw.variable.split("."))
+                if raw.type in ("enum", "enum_list"):
+                    self.enum_values(key, raw, leaf, is_list)
+                elif not isinstance(leaf, GraphQLScalarType) or is_list:
+                    raise self.fail(f"{key}.variable", f"{raw.variable} is not a scalar",
+                                    "map a uuid parameter to a String or ID variable")
+            if raw.type == "per_page" and (raw.max is None or raw.default is None):
+                raise self.fail(key, "per_page needs a default and a max",
+                                "add default = 50 and max = 100")
+            out[name] = Param(name, raw.source, raw.type, variable, raw.default, raw.max,
+                              raw.values, raw.scope)
+        for kind in ("page", "per_page"):
+            if sum(p.type == kind for p in out.values()) != 1:
+                raise self.fail("params", f"a paged route needs exactly one {kind} parameter",
+                                f'add [params.{kind}] with type = "{kind}"')
+        placeholders = set(re.findall(r"{(\w+)}", self.raw.route.path))
+        in_path = {n for n, p in out.items() if p.source == "path"}
+        if placeholders != in_path:
+            raise self.fail("route.path", f"path placeholders {sorted(placeholders)} differ "
+                            f"from the path parameters {sorted(in_path)}",
+                            'declare each {name} as [params.name] with from = "path"')
+        return out
+
+    def enum_values(self, key: str, raw: RawParam, leaf: GraphQLNamedType,
+                    is_list: bool) -> None:
+        if not isinstance(leaf, GraphQLEnumType):
+            raise self.fail(f"{key}.variable", f"{raw.variable} is not an enum",
+                            "map enum parameters to enum variables")
+        if is_list != (raw.type == "enum_list"):
+            raise self.fail(f"{key}.type", f"{raw.variable} is {'a' if is_list else 'not a'} "
+                            "list", 'use type = "enum_list" for lists, "enum" otherwise')
+        if not raw.values:
+            raise self.fail(f"{key}.values", "no values", "add values = { legacy = \"GRAPHQL\" }")
+        for legacy, value in raw.values.items():
+            if value not in leaf.values:
+                raise self.fail(f"{key}.values.{legacy}", f"{value!r} is not a value of "
+                                f"{leaf.name}", f"use one of {', '.join(leaf.values)}")
+        targets = list(raw.values.values())
+        if len(set(targets)) != len(targets):
+            raise self.fail(f"{key}.values", "two legacy values map to one GraphQL value",
+                            "make the table one-to-one so it round-trips")
+        if raw.default is not None and raw.default not in raw.values:
+            raise self.fail(f"{key}.default", f"{raw.default!r} is not one of the values",
+                            f"use one of {', '.join(raw.values)}")
+
+    def fields(self, node: GraphQLObjectType, params: Mapping[str, Param],
+               schema: GraphQLSchema, joins: Mapping[str, Join]) -> tuple[FieldRule, ...]:
+        rules = []
+        for legacy, spec in self.raw.fields.items():
+            key = f"fields.{legacy}"
+            source, *transforms = [part.strip() for part in spec.split("|")]
+            for transform in transforms:
+                if transform not in TRANSFORMS:
+                    raise self.fail(key, f"unknown transform {transform!r}",
+                                    "use one of: " + "; ".join(
+                                        f"{n} ({d})" for n, (_, d) in TRANSFORMS.items()))
+            if source.startswith("@"):
+                join, _, aggregate = source[1:].partition(".")
+                if join not in joins or aggregate not in joins[join].aggregates:
+                    raise self.fail(key, f"no join aggregate {source!r}",
+                                    "declare it under [joins.<name>.aggregates]")
+                rules.append(FieldRule(tuple(legacy.split(".")), None, (join, aggregate),
+                                       tuple(transforms), False))
+                continue
+            leaf = self.node_field(key, node, source)
+            if "lower" in transforms and isinstance(leaf, GraphQLEnumType):
+                self.round_trip(key, leaf, params)
+            rules.append(FieldRule(tuple(legacy.split(".")), source, None, tuple(transforms),
+                                   leaf.name == "Float"))
+        return tuple(rules)
+
+    def round_trip(self, key: str, enum: GraphQLEnumType, params: Mapping[str, Param]) -> None:
+        """A status table must read back: legacy -> GraphQL -> lower() -> legacy."""
+        for param in params.values():
+            if not param.values or set(param.values.values()) - set(enum.values):
+                continue
+            for legacy, value in param.values.items():
+                if value.lower() != legacy:
+                    raise self.fail(f"params.{param.name}.values.{legacy}",
+                                    f"{value} reads back as {value.lower()!r}, not {legacy!r}",
+                                    f"spell the legacy value {value.lower()!r}")
+
+    def join(self, name: str, raw: RawJoin, main_node: GraphQLObjectType,
+             params: Mapping[str, Param]) -> Join:
+        key = f"joins.{name}"
+        schema = self.schema(f"{key}.api", raw.api, raw.endpoint)
+        conn = self.connection(key, schema, raw.operation, raw.first_variable,
+                               raw.after_variable, raw.connection)
+        input_type = schema.get_type(conn.input_type)
+        node = schema.get_type(conn.node_type)
+        assert isinstance(node, GraphQLObjectType) and input_type is not None
+        _, is_list = self.variable(f"{key}.batch.variable", input_type, raw.batch.variable)
+        if not is_list:
+            raise self.fail(f"{key}.batch.variable", f"{raw.batch.variable} is not a list",
+                            "batch through a list filter such as filter.userIds")
+        self.node_field(f"{key}.batch.field", main_node, raw.batch.field)
+        variables: dict[VariablePath, str] = {}
+        for variable, param in raw.variables.items():
+            self.variable(f"{key}.variables.{variable}", input_type, variable)
+            if param not in params:
+                raise self.fail(f"{key}.variables.{variable}", f"no parameter {param!r}",
+                                f"use one of {', '.join(params)}")
+            variables[tuple(variable.split("."))] = param
+        for theirs, ours in raw.match.items():
+            self.node_field(f"{key}.match.{theirs}", node, theirs)
+            self.node_field(f"{key}.match.{theirs}", main_node, ours)
+        needed = {raw.batch.field, *raw.match}
+        for agg_name, agg in raw.aggregates.items():
+            self.node_field(f"{key}.aggregates.{agg_name}.count_distinct", node,
+                            agg.count_distinct)
+            needed.add(agg.count_distinct)
+            for where_field, value in agg.where.items():
+                leaf = self.node_field(f"{key}.aggregates.{agg_name}.where.{where_field}",
+                                       node, where_field)
+                if isinstance(leaf, GraphQLEnumType) and value not in leaf.values:
+                    raise self.fail(f"{key}.aggregates.{agg_name}.where.{where_field}",
+                                    f"{value!r} is not a value of {leaf.name}",
+                                    f"use one of {', '.join(leaf.values)}")
+                needed.add(where_field)
+        return Join(name, raw.api, raw.endpoint, conn, raw.max_first,
+                    tuple(raw.batch.variable.split(".")), raw.batch.field, variables,
+                    raw.match, raw.aggregates,
+                    tuple(sorted(f for f in needed if f in node.fields)))
+
+    def route(self) -> Route:
+        r = self.raw.route
+        schema = self.schema("route.api", r.api, r.endpoint)
+        conn = self.connection("route", schema, r.operation, r.first_variable,
+                               r.after_variable, r.connection)
+        node = schema.get_type(conn.node_type)
+        assert isinstance(node, GraphQLObjectType)
+        params = self.params(schema, conn)
+        joins = {n: self.join(n, j, node, params) for n, j in self.raw.joins.items()}
+        fields = self.fields(node, params, schema, joins)
+        needed = [f.source for f in fields if f.source]
+        for join in joins.values():
+            needed += [join.batch_field, *join.match.values()]
+        return Route(self.file, self.name, r.path, r.api, r.endpoint, conn, r.max_first,
+                     params, fields, joins, tuple(dict.fromkeys(needed)))

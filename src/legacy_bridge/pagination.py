@@ -1,0 +1,148 @@
+"""Offset pages over cursor connections, and the cursor checkpoint cache.
+
+Legacy page p of size n covers offsets [(p-1)n, pn). The upstream only moves
+forward from a cursor, so the proxy remembers the cursor at every offset it
+has reached (a checkpoint), per credential scope + endpoint + variables. A
+client reading pages 1, 2, 3, ... then costs exactly one upstream request per
+page; a cold page walks from the nearest checkpoint with cursor-only requests
+(`first: max`), at most ceil(skip / max) + 1 requests for a page of at most
+`max` records. Pure but for the cache; the fetching is a callback.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cachetools import TTLCache
+
+from legacy_bridge.errors import PageTooDeep, UpstreamQueryError
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One upstream connection page."""
+
+    cursors: list[str]
+    nodes: list[dict[str, Any]] | None  # None for a cursor-only request
+    total: int
+    has_next: bool
+
+
+# fetch(first, after, with_nodes) -> Answer
+Fetch = Callable[[int, str | None, bool], Awaitable[Answer]]
+
+
+@dataclass(frozen=True)
+class Page:
+    nodes: list[dict[str, Any]]
+    total: int
+
+
+class Checkpoints(Protocol):
+    """Where cursors at offsets are kept (in memory here; shared backends later)."""
+
+    async def nearest(self, query: str, offset: int) -> tuple[int, str | None]: ...
+    async def store(self, query: str, offset: int, cursor: str) -> None: ...
+    async def drop(self, query: str) -> None: ...
+
+
+class MemoryCheckpoints:
+    """TTL + LRU bounded checkpoints: `size` cursors at most, each for `ttl` seconds."""
+
+    def __init__(self, size: int, ttl: float) -> None:
+        self._cursors: TTLCache[tuple[str, int], str] = TTLCache(max(size, 1), ttl)
+        self._offsets: TTLCache[str, list[int]] = TTLCache(max(size, 1), ttl)
+        self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._cursors)
+
+    async def nearest(self, query: str, offset: int) -> tuple[int, str | None]:
+        offsets = self._offsets.get(query, [])
+        index = bisect.bisect_right(offsets, offset)
+        while index > 0:
+            index -= 1
+            cursor = self._cursors.get((query, offsets[index]))
+            if cursor is not None:
+                self.hits += 1
+                return offsets[index], cursor
+            del offsets[index]  # expired or evicted
+        if offset:
+            self.misses += 1
+        return 0, None
+
+    async def store(self, query: str, offset: int, cursor: str) -> None:
+        self._cursors[(query, offset)] = cursor
+        offsets = self._offsets.get(query)
+        if offsets is None:
+            offsets = []
+        elif len(offsets) > 2 * self._cursors.maxsize:
+            offsets[:] = [o for o in offsets if (query, o) in self._cursors]
+        index = bisect.bisect_left(offsets, offset)
+        if index == len(offsets) or offsets[index] != offset:
+            offsets.insert(index, offset)
+        self._offsets[query] = offsets  # refreshes its TTL
+
+    async def drop(self, query: str) -> None:
+        for offset in self._offsets.pop(query, []):
+            self._cursors.pop((query, offset), None)
+
+
+def walk_requests(skip: int, size: int, max_first: int) -> int:
+    """Cursor-only requests needed to come within one request of a page."""
+    return math.ceil(max(0, skip + min(size, max_first) - max_first) / max_first)
+
+
+async def read_page(offset: int, size: int, *, max_first: int, max_walk: int,
+                    checkpoints: Checkpoints, query: str, fetch: Fetch,
+                    api: str = "upstream") -> Page:
+    """Records [offset, offset + size) of the connection `query`, via `fetch`."""
+    start, cursor = await checkpoints.nearest(query, offset)
+    try:
+        return await _read(offset, size, start, cursor, max_first, max_walk, checkpoints,
+                           query, fetch, api)
+    except UpstreamQueryError:
+        if cursor is None:
+            raise
+    # The upstream refused a remembered cursor (expired, data changed): forget
+    # this query's checkpoints and walk again from the start, once.
+    await checkpoints.drop(query)
+    return await _read(offset, size, 0, None, max_first, max_walk, checkpoints, query, fetch,
+                       api)
+
+
+async def _read(offset: int, size: int, position: int, after: str | None, max_first: int,
+                max_walk: int, checkpoints: Checkpoints, query: str, fetch: Fetch,
+                api: str) -> Page:
+    skip = offset - position
+    needed = walk_requests(skip, size, max_first)
+    if needed > max_walk:
+        probe = await fetch(1, None, False)
+        if offset >= probe.total:
+            return Page([], probe.total)
+        raise PageTooDeep(f"reaching offset {offset} takes {needed} upstream requests, more "
+                          f"than the {max_walk} allowed; read this far with the {api} GraphQL "
+                          "API and its cursors")
+    nodes: list[dict[str, Any]] = []
+    while True:
+        remaining = min(size - len(nodes), max_first)
+        with_nodes = skip + remaining <= max_first
+        first = skip + remaining if with_nodes else min(skip, max_first)
+        answer = await fetch(first, after, with_nodes)
+        if answer.cursors:
+            position += len(answer.cursors)
+            after = answer.cursors[-1]
+            await checkpoints.store(query, position, after)
+        if offset >= answer.total:
+            return Page([], answer.total)
+        if answer.nodes is not None:
+            nodes += answer.nodes[skip:]
+            skip = 0
+        else:
+            skip -= len(answer.cursors)
+        if len(nodes) >= size or not answer.has_next or len(answer.cursors) < first:
+            return Page(nodes[:size], answer.total)
