@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import httpx
+import pytest
+from starlette.applications import Starlette
+
+from legacy_bridge.errors import ConfigError
+from legacy_bridge.settings import Settings
 
 
 async def test_healthz_answers_ok(proxy: httpx.AsyncClient) -> None:
@@ -22,3 +31,28 @@ async def test_wrong_method_is_405_with_allow_get(proxy: httpx.AsyncClient) -> N
     assert response.status_code == 405
     assert response.headers["allow"] == "GET"
     assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    missing = [name for name in Settings.model_fields if f"`BRIDGE_{name.upper()}`" not in readme
+               and f"BRIDGE_{name.upper()}`" not in readme]
+    assert missing == []
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"tokens_file": None}, "BRIDGE_TOKENS_FILE is required"),
+    ({"upstream_api_key": None}, "BRIDGE_UPSTREAM_API_KEY or BRIDGE_UPSTREAM_API_KEY_FILE"),
+])
+def test_tokens_mode_refuses_to_start_without_its_settings(
+        make_proxy: Callable[..., Starlette], overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        make_proxy(**overrides)
+
+
+def test_api_key_can_come_from_a_file(tmp_path: Path, make_proxy: Callable[..., Starlette],
+                                      ) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text("demo-company-key\n")
+    app = make_proxy(upstream_api_key=None, upstream_api_key_file=key_file)
+    assert app.state.bridge.auth.api_key == "demo-company-key"

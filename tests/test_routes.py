@@ -328,19 +328,20 @@ async def test_other_methods_are_405_with_allow_get(
     assert ours.json() == theirs.json()
 
 
-@pytest.mark.parametrize(("fault", "status", "code"), [
-    ("http_500", 502, "upstream_error"),
-    ("http_502", 502, "upstream_error"),
-    ("http_503", 502, "upstream_error"),
-    ("http_401", 502, "upstream_error"),
-    ("malformed_json", 502, "upstream_error"),
-    ("graphql_error", 502, "upstream_error"),
-    ("http_429", 429, "rate_limited"),
+@pytest.mark.parametrize(("fault", "count", "status", "code"), [
+    ("http_500", 1, 502, "upstream_error"),
+    ("http_502", 3, 502, "upstream_error"),  # 3: more than the 2 retries
+    ("http_503", 3, 502, "upstream_error"),
+    ("http_504", 3, 502, "upstream_error"),
+    ("http_401", 1, 502, "upstream_error"),
+    ("malformed_json", 1, 502, "upstream_error"),
+    ("graphql_error", 1, 502, "upstream_error"),
+    ("http_429", 1, 429, "rate_limited"),
 ])
 async def test_upstream_faults_get_the_contract_status_then_recover(
-        proxy: httpx.AsyncClient, emulator: httpx.AsyncClient, fault: str, status: int,
-        code: str) -> None:
-    await emulator.post("/_emulator/faults", json={"kind": fault})
+        proxy: httpx.AsyncClient, emulator: httpx.AsyncClient, fault: str, count: int,
+        status: int, code: str) -> None:
+    await emulator.post("/_emulator/faults", json={"kind": fault, "count": count})
     failed = await legacy(proxy, "users")
     assert failed.status_code == status
     assert failed.json()["error"]["code"] == code
@@ -361,7 +362,7 @@ def test_upstream_timeout_is_504_and_a_dropped_connection_502(
         route = f"/api/v2/plans/{DEMO_PLAN_ID}/users"
         httpx.post(f"{base}/_emulator/faults", json={"kind": "timeout", "timeout_seconds": 3})
         timed_out = client.get(route)
-        httpx.post(f"{base}/_emulator/faults", json={"kind": "drop"})
+        httpx.post(f"{base}/_emulator/faults", json={"kind": "drop", "count": 3})
         dropped = client.get(route)
         recovered = client.get(route)
     assert (timed_out.status_code, timed_out.json()["error"]["code"]) == (504,

@@ -8,6 +8,7 @@ validate -> plan pages -> query upstream -> join -> rewrite -> respond.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator
@@ -30,14 +31,15 @@ from legacy_bridge.errors import (
     MethodNotAllowed,
     NotFound,
     UpstreamError,
+    UpstreamTimeout,
 )
 from legacy_bridge.joins import join_values
 from legacy_bridge.mapping import Connection, Join, Route, VariablePath, load_mappings
-from legacy_bridge.pagination import Answer, MemoryCheckpoints, read_page
+from legacy_bridge.pagination import Answer, Fetch, MemoryCheckpoints, read_page
 from legacy_bridge.query import Document, connection_document, input_variables
 from legacy_bridge.rewrite import Rewriter, compile_rewriter
 from legacy_bridge.settings import Settings
-from legacy_bridge.upstream import Upstream
+from legacy_bridge.upstream import Policy, Upstream
 
 
 def json_response(body: object, status: int = 200,
@@ -99,17 +101,44 @@ class Bridge:
         self.settings = settings
         self.routes = [compile_route(r) for r in routes]
         self.auth = authenticator
-        self.upstream = Upstream(settings.upstream_url, settings.upstream_timeout, transport)
+        self.upstream = Upstream(settings.upstream_url, Policy(
+            timeout=settings.upstream_timeout, retries=settings.upstream_retries,
+            backoff=settings.upstream_backoff, breaker_failures=settings.breaker_failures,
+            breaker_reset=settings.breaker_reset, concurrency=settings.upstream_concurrency,
+            queue_timeout=settings.upstream_queue_timeout,
+            max_response_bytes=settings.upstream_max_response_bytes), transport)
         self.checkpoints = MemoryCheckpoints(settings.cursor_cache_size,
                                              settings.cursor_cache_ttl)
 
     async def serve(self, request: Request, compiled: CompiledRoute) -> Response:
         route = compiled.route
+        # validate: token, then parameters, then plan scope; nothing went upstream yet
         client = self.auth.client(request.headers.get("authorization"))
         query = {key: request.query_params.getlist(key) for key in request.query_params}
         legacy = params.parse(route, request.path_params, query)
         if legacy.plan is not None:
             client.check_plan(legacy.plan)
+        try:
+            async with asyncio.timeout(self.settings.total_deadline):
+                # plan pages -> query upstream (checkpoints, cursor walk, retries)
+                page = await read_page(
+                    legacy.offset, legacy.per_page, max_first=route.max_first,
+                    max_walk=self.settings.max_walk_requests, checkpoints=self.checkpoints,
+                    query=_query_key(client, route, dict(legacy.variables)),
+                    fetch=self._fetcher(compiled, client, legacy), api=route.api)
+                # join: one batched query per join for the whole page
+                joined = await self._join(compiled, page.nodes, legacy, client)
+        except TimeoutError:
+            raise UpstreamTimeout("the upstream did not answer in time") from None
+        # rewrite -> respond
+        results = [compiled.rewriter.item(node, extra)
+                   for node, extra in zip(page.nodes, joined, strict=True)]
+        return json_response({"results": results, "total": page.total,
+                              "page": legacy.page, "per_page": legacy.per_page})
+
+    def _fetcher(self, compiled: CompiledRoute, client: Client,
+                 legacy: params.Request) -> Fetch:
+        route = compiled.route
 
         async def fetch(first: int, after: str | None, with_nodes: bool) -> Answer:
             document = compiled.page if with_nodes else compiled.walk
@@ -118,22 +147,18 @@ class Bridge:
                                              client.upstream_key)
             return _answer(data, route.connection, with_nodes)
 
-        page = await read_page(
-            legacy.offset, legacy.per_page, max_first=route.max_first,
-            max_walk=self.settings.max_walk_requests, checkpoints=self.checkpoints,
-            query=_query_key(client, route, dict(legacy.variables)), fetch=fetch,
-            api=route.api)
-        joined: list[dict[tuple[str, str], Any]] = [{} for _ in page.nodes]
-        for name, join in route.joins.items():
+        return fetch
+
+    async def _join(self, compiled: CompiledRoute, nodes: list[dict[str, Any]],
+                    legacy: params.Request, client: Client) -> list[dict[tuple[str, str], Any]]:
+        joined: list[dict[tuple[str, str], Any]] = [{} for _ in nodes]
+        for name, join in compiled.route.joins.items():
             fetch_all = functools.partial(self._fetch_all, join, compiled.joins[name],
                                           client=client)
-            values = await join_values(join, page.nodes, legacy.values, fetch_all)
+            values = await join_values(join, nodes, legacy.values, fetch_all)
             for item, extra in zip(joined, values, strict=True):
                 item.update(extra)
-        results = [compiled.rewriter.item(node, extra)
-                   for node, extra in zip(page.nodes, joined, strict=True)]
-        return json_response({"results": results, "total": page.total,
-                              "page": legacy.page, "per_page": legacy.per_page})
+        return joined
 
     async def _fetch_all(self, join: Join, document: Document,
                          variables: dict[VariablePath, Any], *,

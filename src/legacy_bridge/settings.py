@@ -36,6 +36,20 @@ class Settings(BaseSettings):
                                     "upstream answer")
     total_deadline: float = Field(30.0, gt=0, description="Seconds within which every legacy "
                                   "request is answered, retries included")
+    upstream_retries: int = Field(2, ge=0, description="Extra attempts of a query on "
+                                  "connection errors, 502, 503 and 504 (never on 429)")
+    upstream_backoff: float = Field(0.1, ge=0, description="First retry's backoff ceiling in "
+                                    "seconds; doubles per retry, full jitter")
+    breaker_failures: int = Field(20, ge=1, description="Consecutive failed upstream requests "
+                                  "to one API that open its circuit breaker")
+    breaker_reset: float = Field(5.0, gt=0, description="Seconds an open breaker waits "
+                                 "before letting one probe through")
+    upstream_concurrency: int = Field(100, ge=1, description="Upstream requests in flight at "
+                                      "once (also the connection pool size)")
+    upstream_queue_timeout: float = Field(5.0, gt=0, description="Seconds a request waits for "
+                                          "a free upstream slot before 503")
+    upstream_max_response_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest "
+                                             "upstream answer accepted (else 502)")
     cursor_cache_size: int = Field(100_000, ge=0, description="Cursor checkpoints kept")
     cursor_cache_ttl: float = Field(600.0, gt=0, description="Seconds a checkpoint is kept")
     max_walk_requests: int = Field(1000, ge=1, description="Cursor-only requests one deep "

@@ -2,8 +2,12 @@
 
 GraphQL over HTTP: `POST` JSON, `Authorization: Token <key>`. Identical
 requests in flight at the same moment (same endpoint, credential and body) are
-sent once and their answer shared. Error texts from the upstream never reach
-a client or a log line: they are replaced by the contract's messages.
+sent once and their answer shared. Every query is an idempotent read, so
+connection errors, 502, 503 and 504 are retried with jittered exponential
+backoff (never 429: its Retry-After is passed on). A circuit breaker per
+endpoint answers 503 at once while an upstream is down; a bound on concurrent
+requests answers 503 when its queue wait runs out; answers are size-capped.
+Error texts from the upstream never reach a client or a log line.
 """
 
 from __future__ import annotations
@@ -11,18 +15,23 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import random
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import orjson
 from graphql import GraphQLSchema, build_client_schema, get_introspection_query
 
+from legacy_bridge.breaker import Breaker
 from legacy_bridge.errors import (
+    BridgeError,
     RateLimited,
     UpstreamError,
     UpstreamQueryError,
     UpstreamTimeout,
+    UpstreamUnavailable,
 )
 from legacy_bridge.mapping import SchemaUnavailable
 from legacy_bridge.query import Document
@@ -36,16 +45,40 @@ def _retry_after(value: str | None) -> str:
     return value if value is not None and value.isdigit() else "1"
 
 
+class _Outage(UpstreamError):
+    """A failure that says the upstream is unwell: counts for the breaker."""
+
+    def __init__(self, message: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How hard the client tries; every number is a setting."""
+
+    timeout: float = 10.0
+    retries: int = 2  # extra attempts on connection errors, 502, 503, 504
+    backoff: float = 0.1  # first backoff ceiling in seconds; doubles, full jitter
+    breaker_failures: int = 20
+    breaker_reset: float = 5.0
+    concurrency: int = 100
+    queue_timeout: float = 5.0
+    max_response_bytes: int = 16 * 1024 * 1024
+
+
 class Upstream:
-    def __init__(self, base_url: str, timeout: float,
-                 transport: httpx.AsyncBaseTransport | None = None,
-                 max_connections: int = 100) -> None:
+    def __init__(self, base_url: str, policy: Policy,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.policy = policy
         self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), timeout=httpx.Timeout(timeout),
+            base_url=base_url.rstrip("/"), timeout=httpx.Timeout(policy.timeout),
             transport=transport,
-            limits=httpx.Limits(max_connections=max_connections,
-                                max_keepalive_connections=max_connections))
+            limits=httpx.Limits(max_connections=policy.concurrency,
+                                max_keepalive_connections=policy.concurrency))
         self._inflight: dict[Flight, asyncio.Future[dict[str, Any]]] = {}
+        self._slots = asyncio.Semaphore(policy.concurrency)
+        self.breakers: dict[str, Breaker] = {}
         self.sent: Counter[str] = Counter()  # requests sent, by endpoint
         self.coalesced = 0
 
@@ -67,16 +100,69 @@ class Upstream:
         task.add_done_callback(lambda _: self._inflight.pop(flight, None))
         return await asyncio.shield(task)
 
+    def breaker(self, endpoint: str) -> Breaker:
+        if endpoint not in self.breakers:
+            self.breakers[endpoint] = Breaker(self.policy.breaker_failures,
+                                              self.policy.breaker_reset)
+        return self.breakers[endpoint]
+
     async def _send(self, endpoint: str, body: bytes, key: str) -> dict[str, Any]:
-        self.sent[endpoint] += 1
+        breaker = self.breaker(endpoint)
+        for attempt in range(self.policy.retries + 1):
+            if not breaker.allow():
+                raise UpstreamUnavailable("the upstream is unavailable; retry later",
+                                          {"Retry-After": str(breaker.retry_after())})
+            try:
+                data = await self._attempt(endpoint, body, key)
+            except _Outage as exc:
+                breaker.failure()
+                if not exc.retryable or attempt == self.policy.retries:
+                    raise
+                await asyncio.sleep(random.uniform(0, self.policy.backoff * 2 ** attempt))
+                continue
+            except UpstreamTimeout:
+                breaker.failure()
+                raise
+            except UpstreamUnavailable:
+                breaker.abandon()  # our own queue was full: says nothing of the upstream
+                raise
+            except BridgeError:
+                breaker.success()  # it answered: rate limits and query errors are not outages
+                raise
+            except BaseException:
+                breaker.abandon()
+                raise
+            breaker.success()
+            return data
+        raise AssertionError("unreachable")
+
+    async def _attempt(self, endpoint: str, body: bytes, key: str) -> dict[str, Any]:
         try:
-            response = await self._client.post(endpoint, content=body, headers={
-                "Authorization": f"Token {key}", "Content-Type": "application/json",
-                "Accept": "application/json"})
+            async with asyncio.timeout(self.policy.queue_timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise UpstreamUnavailable("the proxy's upstream queue is full; retry later",
+                                      {"Retry-After": "1"}) from None
+        try:
+            return await self._exchange(endpoint, body, key)
+        finally:
+            self._slots.release()
+
+    async def _exchange(self, endpoint: str, body: bytes, key: str) -> dict[str, Any]:
+        self.sent[endpoint] += 1
+        request = self._client.build_request("POST", endpoint, content=body, headers={
+            "Authorization": f"Token {key}", "Content-Type": "application/json",
+            "Accept": "application/json"})
+        try:
+            response = await self._client.send(request, stream=True)
+            try:
+                content = await self._read_capped(response)
+            finally:
+                await response.aclose()
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout("the upstream did not answer in time") from exc
         except httpx.HTTPError as exc:
-            raise UpstreamError("the upstream connection failed") from exc
+            raise _Outage("the upstream connection failed", retryable=True) from exc
         status = response.status_code
         if status == 429:
             raise RateLimited("the upstream is rate limiting requests; retry later",
@@ -85,17 +171,29 @@ class Upstream:
             log.error("upstream refused the proxy's API key (HTTP %s) at %s", status, endpoint)
             raise UpstreamError("the upstream refused the proxy's credentials")
         if status >= 500:
-            raise UpstreamError(f"the upstream failed (HTTP {status})")
+            raise _Outage(f"the upstream failed (HTTP {status})",
+                          retryable=status in (502, 503, 504))
         try:
-            payload = orjson.loads(response.content)
+            payload = orjson.loads(content)
         except orjson.JSONDecodeError as exc:
-            raise UpstreamError("the upstream answered invalid JSON") from exc
+            raise _Outage("the upstream answered invalid JSON", retryable=False) from exc
         data = payload.get("data") if isinstance(payload, dict) else None
         if not isinstance(data, dict):
             if isinstance(payload, dict) and payload.get("errors"):
                 raise UpstreamQueryError("the upstream rejected the query")
             raise UpstreamError(f"the upstream answered no data (HTTP {status})")
         return data
+
+    async def _read_capped(self, response: httpx.Response) -> bytes:
+        cap = self.policy.max_response_bytes
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > cap:
+                raise _Outage(f"the upstream answer exceeded {cap} bytes", retryable=False)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
 
 class LiveSchemas:
