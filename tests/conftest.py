@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -112,3 +113,35 @@ async def proxy(make_proxy: Callable[..., Starlette]) -> AsyncIterator[httpx.Asy
 def upstream_counts(emulator_app: Starlette) -> Callable[[], dict[str, int]]:
     """Requests the emulator has received so far, per API."""
     return lambda: dict(emulator_app.state.controls.counts)
+
+
+# -- log secrecy over the whole run -----------------------------------------------
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.getMessage()} {record.args!r}")
+
+
+_COLLECTED = _Collect()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in ("legacy_bridge", "uvicorn", "httpx"):
+        logger = logging.getLogger(name)
+        logger.addHandler(_COLLECTED)
+        logger.setLevel(logging.DEBUG if name == "legacy_bridge" else logging.INFO)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Every log line the whole run produced is searched for tokens and keys."""
+    secrets = [*TOKENS, DEMO_API_KEY, "wrong-key", "not-a-known-token"]
+    leaks = [line for line in _COLLECTED.lines if any(s in line for s in secrets)]
+    if leaks:
+        print(f"\nlog secrecy: {len(leaks)} log line(s) carry a token or key, e.g.:\n{leaks[0]}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif _COLLECTED.lines:
+        print(f"\nlog secrecy: {len(_COLLECTED.lines)} log lines checked, no token or key")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,11 +20,13 @@ import httpx
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from legacy_bridge import params
+from legacy_bridge import logs, params
 from legacy_bridge.auth import Authenticator, Client, load_tokens
 from legacy_bridge.errors import (
     BridgeError,
@@ -40,6 +43,46 @@ from legacy_bridge.query import Document, connection_document, input_variables
 from legacy_bridge.rewrite import Rewriter, compile_rewriter
 from legacy_bridge.settings import Settings
 from legacy_bridge.upstream import Policy, Upstream
+
+
+class RequestLog:
+    """One JSON log line per request, and its X-Request-ID (accepted or made, returned)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.log = logs.get("legacy_bridge.request")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        offered = next((v.decode("latin-1") for k, v in scope["headers"]
+                        if k == b"x-request-id"), None)
+        stats = logs.RequestStats(logs.request_id(offered))
+        token = logs.current.set(stats)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []),
+                                      (b"x-request-id", stats.request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            self.log.info(
+                "request", request_id=stats.request_id, method=scope["method"],
+                route=getattr(route, "path", None), status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                upstream_requests=stats.upstream_requests,
+                checkpoint_hits=stats.checkpoint_hits,
+                client=scope.get("state", {}).get("client"))
+            logs.current.reset(token)
 
 
 def json_response(body: object, status: int = 200,
@@ -114,6 +157,7 @@ class Bridge:
         route = compiled.route
         # validate: token, then parameters, then plan scope; nothing went upstream yet
         client = self.auth.client(request.headers.get("authorization"))
+        request.state.client = client.label
         query = {key: request.query_params.getlist(key) for key in request.query_params}
         legacy = params.parse(route, request.path_params, query)
         if legacy.plan is not None:
@@ -226,8 +270,9 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     routes = [StarletteRoute(c.route.path, bridge.endpoint(c), methods=["GET"])
               for c in bridge.routes]
     routes.append(StarletteRoute("/healthz", healthz, methods=["GET"]))
+    logs.setup()
     app = Starlette(
-        routes=routes, lifespan=lifespan,
+        routes=routes, lifespan=lifespan, middleware=[Middleware(RequestLog)],
         exception_handlers={BridgeError: _bridge_error, 404: _http_error, 405: _http_error},
     )
     app.router.redirect_slashes = False  # a trailing slash is another path: 404

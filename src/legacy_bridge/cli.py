@@ -13,6 +13,7 @@ import uvicorn
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
+from legacy_bridge import logs
 from legacy_bridge.app import create_app
 from legacy_bridge.auth import TokenFileError, digest
 from legacy_bridge.emulator.app import (
@@ -50,8 +51,10 @@ def _settings_flags(command: Any) -> Any:
 def serve(**flags: Any) -> None:
     """Serve the legacy routes from the GraphQL upstream."""
     settings = Settings(**{k: v for k, v in flags.items() if v is not None})
+    logs.to_stdout(settings.log_level)
+    # uvicorn's own access log would repeat our request line without its fields
     uvicorn.run(_start(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level.lower())
+                log_level=settings.log_level.lower(), access_log=False)
 
 
 def _start(settings: Settings) -> Starlette:

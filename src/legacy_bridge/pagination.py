@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from cachetools import TTLCache
 
+from legacy_bridge import logs
 from legacy_bridge.errors import PageTooDeep, UpstreamQueryError
 
 
@@ -69,6 +70,9 @@ class MemoryCheckpoints:
             cursor = self._cursors.get((query, offsets[index]))
             if cursor is not None:
                 self.hits += 1
+                stats = logs.current.get()
+                if stats is not None:
+                    stats.checkpoint_hits += 1
                 return offsets[index], cursor
             del offsets[index]  # expired or evicted
         if offset:

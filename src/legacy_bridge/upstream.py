@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import httpx
 import orjson
 from graphql import GraphQLSchema, build_client_schema, get_introspection_query
 
+from legacy_bridge import logs
 from legacy_bridge.breaker import Breaker
 from legacy_bridge.errors import (
     BridgeError,
@@ -36,7 +36,7 @@ from legacy_bridge.errors import (
 from legacy_bridge.mapping import SchemaUnavailable
 from legacy_bridge.query import Document
 
-log = logging.getLogger("legacy_bridge.upstream")
+log = logs.get("legacy_bridge.upstream")
 
 Flight = tuple[str, str, bytes]
 
@@ -150,9 +150,13 @@ class Upstream:
 
     async def _exchange(self, endpoint: str, body: bytes, key: str) -> dict[str, Any]:
         self.sent[endpoint] += 1
-        request = self._client.build_request("POST", endpoint, content=body, headers={
-            "Authorization": f"Token {key}", "Content-Type": "application/json",
-            "Accept": "application/json"})
+        headers = {"Authorization": f"Token {key}", "Content-Type": "application/json",
+                   "Accept": "application/json"}
+        stats = logs.current.get()
+        if stats is not None:
+            stats.upstream_requests += 1
+            headers["X-Request-ID"] = stats.request_id
+        request = self._client.build_request("POST", endpoint, content=body, headers=headers)
         try:
             response = await self._client.send(request, stream=True)
             try:
@@ -168,7 +172,7 @@ class Upstream:
             raise RateLimited("the upstream is rate limiting requests; retry later",
                               {"Retry-After": _retry_after(response.headers.get("retry-after"))})
         if status in (401, 403):
-            log.error("upstream refused the proxy's API key (HTTP %s) at %s", status, endpoint)
+            log.error("upstream refused the proxy's API key", status=status, endpoint=endpoint)
             raise UpstreamError("the upstream refused the proxy's credentials")
         if status >= 500:
             raise _Outage(f"the upstream failed (HTTP {status})",

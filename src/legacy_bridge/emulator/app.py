@@ -63,7 +63,8 @@ def create_emulator_app(config: EmulatorConfig) -> Starlette:
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
             return _json({"errors": [{"message": "body is not JSON"}]}, 400)
-        controls.record(api.name, body if isinstance(body, dict) else {})
+        controls.record(api.name, body if isinstance(body, dict) else {},
+                        request.headers.get("x-request-id"))
         await controls.delay()
         fault = controls.take_fault(api.name)
         if fault is not None:

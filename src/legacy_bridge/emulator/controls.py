@@ -49,10 +49,10 @@ class Controls:
     counts: Counter[str] = field(default_factory=Counter)
     log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=2000))
 
-    def record(self, api: str, body: dict[str, Any]) -> None:
+    def record(self, api: str, body: dict[str, Any], request_id: str | None = None) -> None:
         self.counts[api] += 1
         self.log.append({"api": api, "operationName": body.get("operationName"),
-                         "variables": body.get("variables")})
+                         "variables": body.get("variables"), "requestId": request_id})
 
     def take_fault(self, api: str) -> Fault | None:
         for fault in self.faults:
