@@ -380,3 +380,19 @@ async def test_no_token_or_key_is_echoed_in_error_bodies(proxy: httpx.AsyncClien
     for response in responses:
         assert DEMO_PLAN_TOKEN not in response.text
         assert "demo-company-key" not in response.text
+
+
+async def test_oversized_url_is_400_and_never_sent_upstream(
+        proxy: httpx.AsyncClient, upstream_counts: Callable[[], dict[str, int]]) -> None:
+    response = await legacy(proxy, "users", "x=" + "a" * 5000)
+    assert response.status_code == 400
+    assert response.json()["error"] == {"status": 400, "code": "invalid_parameter",
+                                         "message": "the request URL is too long"}
+    assert upstream_counts() == {}
+
+
+async def test_oversized_headers_are_400(proxy: httpx.AsyncClient) -> None:
+    response = await legacy(proxy, "users", headers={
+        "Authorization": f"Bearer {DEMO_PLAN_TOKEN}", "X-Padding": "p" * 9000})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "the request headers are too large"

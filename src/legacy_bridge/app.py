@@ -26,11 +26,12 @@ from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from legacy_bridge import logs, params
+from legacy_bridge import logs, openapi, params
 from legacy_bridge.auth import Authenticator, Client, load_tokens
 from legacy_bridge.errors import (
     BridgeError,
     ConfigError,
+    InvalidParameter,
     MethodNotAllowed,
     NotFound,
     UpstreamError,
@@ -46,11 +47,25 @@ from legacy_bridge.upstream import Policy, Upstream
 
 
 class RequestLog:
-    """One JSON log line per request, and its X-Request-ID (accepted or made, returned)."""
+    """One JSON log line per request, and its X-Request-ID (accepted or made, returned).
 
-    def __init__(self, app: ASGIApp) -> None:
+    Also the first gate: an oversized URL or header block is answered 400 here,
+    before routing, parsing or anything upstream.
+    """
+
+    def __init__(self, app: ASGIApp, max_url_bytes: int, max_header_bytes: int) -> None:
         self.app = app
+        self.max_url_bytes = max_url_bytes
+        self.max_header_bytes = max_header_bytes
         self.log = logs.get("legacy_bridge.request")
+
+    def _oversized(self, scope: Scope) -> BridgeError | None:
+        path = scope.get("raw_path") or scope["path"].encode()
+        if len(path) + len(scope["query_string"]) > self.max_url_bytes:
+            return InvalidParameter("the request URL is too long")
+        if sum(len(k) + len(v) for k, v in scope["headers"]) > self.max_header_bytes:
+            return InvalidParameter("the request headers are too large")
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,7 +87,11 @@ class RequestLog:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            error = self._oversized(scope)
+            if error is None:
+                await self.app(scope, receive, send_with_id)
+            else:
+                await json_response(error.body(), error.status)(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
             self.log.info(
@@ -259,8 +278,13 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     bridge = Bridge(settings, load_mappings(settings.mappings_dir), _authenticator(settings),
                     transport)
 
+    description = json_response(openapi.document([c.route for c in bridge.routes]))
+
     async def healthz(request: Request) -> Response:
         return json_response({"status": "ok"})
+
+    async def openapi_json(request: Request) -> Response:
+        return description
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -270,9 +294,12 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     routes = [StarletteRoute(c.route.path, bridge.endpoint(c), methods=["GET"])
               for c in bridge.routes]
     routes.append(StarletteRoute("/healthz", healthz, methods=["GET"]))
+    routes.append(StarletteRoute("/openapi.json", openapi_json, methods=["GET"]))
     logs.setup()
+    gate = Middleware(RequestLog, max_url_bytes=settings.max_url_bytes,
+                      max_header_bytes=settings.max_header_bytes)
     app = Starlette(
-        routes=routes, lifespan=lifespan, middleware=[Middleware(RequestLog)],
+        routes=routes, lifespan=lifespan, middleware=[gate],
         exception_handlers={BridgeError: _bridge_error, 404: _http_error, 405: _http_error},
     )
     app.router.redirect_slashes = False  # a trailing slash is another path: 404

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     cursor_cache_ttl: float = Field(600.0, gt=0, description="Seconds a checkpoint is kept")
     max_walk_requests: int = Field(1000, ge=1, description="Cursor-only requests one deep "
                                    "page may cost before it answers 400 page_too_deep")
+    max_url_bytes: int = Field(4096, ge=256, description="Longest request path and query "
+                               "accepted (else 400)")
+    max_header_bytes: int = Field(8192, ge=1024, description="Largest total of request "
+                                  "headers accepted (else 400)")
     log_level: str = Field("INFO", description="Log level")
 
     def api_key(self) -> str | None:

@@ -1,0 +1,143 @@
+"""The OpenAPI description of the legacy routes, derived from the mapping tables.
+
+Served at `/openapi.json`. Generated, never written by hand, so it cannot
+drift from what the proxy does: parameters from `[params]`, item schemas from
+`[fields]` and the GraphQL types they read (nullability included), errors
+from the contract's table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import GraphQLEnumType, GraphQLNonNull, GraphQLObjectType, get_named_type
+
+from legacy_bridge import __version__, schemas
+from legacy_bridge.mapping import FieldRule, Param, Route
+from legacy_bridge.params import MAX_PAGE
+
+Schema = dict[str, Any]
+
+_SCALARS: dict[str, Schema] = {"String": {"type": "string"}, "ID": {"type": "string"},
+                               "Time": {"type": "string"}, "Int": {"type": "integer"},
+                               "Float": {"type": "number"}, "Boolean": {"type": "boolean"}}
+
+# status -> (code, when); the contract's error table
+ERRORS = {
+    "400": ("invalid_parameter", "a bad parameter, or page_too_deep"),
+    "401": ("unauthorized", "missing or unknown token"),
+    "403": ("forbidden", "the token was not issued for this plan"),
+    "404": ("not_found", "unknown route"),
+    "405": ("method_not_allowed", "only GET"),
+    "429": ("rate_limited", "the upstream is rate limiting; see Retry-After"),
+    "502": ("upstream_error", "the upstream failed"),
+    "503": ("upstream_unavailable", "the upstream is down or the proxy's queue is full"),
+    "504": ("upstream_timeout", "the upstream did not answer in time"),
+}
+
+ERROR_SCHEMA: Schema = {
+    "type": "object", "required": ["error"], "additionalProperties": False,
+    "properties": {"error": {
+        "type": "object", "required": ["status", "code", "message"],
+        "additionalProperties": False,
+        "properties": {"status": {"type": "integer"}, "code": {"type": "string"},
+                       "message": {"type": "string"}}}},
+}
+
+
+def _parameter(param: Param) -> Schema:
+    schema: Schema
+    extra: Schema = {}
+    if param.type == "uuid":
+        schema = {"type": "string", "format": "uuid",
+                  "pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                             "[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"}
+    elif param.type == "page":
+        schema = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1}
+    elif param.type == "per_page":
+        schema = {"type": "integer", "minimum": 1, "maximum": param.max,
+                  "default": param.default}
+    elif param.type == "enum":
+        schema = {"type": "string", "enum": list(param.values)}
+        if param.default is not None:
+            schema["default"] = param.default
+    else:
+        schema = {"type": "array", "minItems": 1, "items": {"type": "string",
+                                                            "enum": list(param.values)}}
+        extra = {"style": "form", "explode": False}
+    return {"name": param.name, "in": param.source, "required": param.source == "path",
+            "schema": schema, **extra}
+
+
+def _field_schema(rule: FieldRule, node: GraphQLObjectType) -> tuple[Schema, bool]:
+    """(schema, required) of one legacy field."""
+    if rule.source is None:
+        return {"type": "integer", "minimum": 0}, True
+    field_type = node.fields[rule.source].type
+    named = get_named_type(field_type)
+    if isinstance(named, GraphQLEnumType):
+        values = [v.lower() if "lower" in rule.transforms else v for v in named.values]
+        schema: Schema = {"type": "string", "enum": values}
+    else:
+        schema = dict(_SCALARS.get(named.name, {}))
+    nullable = not isinstance(field_type, GraphQLNonNull)
+    omitted = "omit_if_null" in rule.transforms
+    if nullable and not omitted:
+        schema = {"anyOf": [schema, {"type": "null"}]}
+    return schema, not omitted
+
+
+def _object() -> Schema:
+    return {"type": "object", "properties": {}, "required": [], "additionalProperties": False}
+
+
+def item_schema(route: Route) -> Schema:
+    node = schemas.schema(route.api).get_type(route.connection.node_type)
+    assert isinstance(node, GraphQLObjectType)
+    root = _object()
+    for rule in route.fields:
+        target = root
+        for part in rule.path[:-1]:
+            if part not in target["properties"]:
+                target["properties"][part] = _object()
+                target["required"].append(part)
+            target = target["properties"][part]
+        schema, required = _field_schema(rule, node)
+        target["properties"][rule.path[-1]] = schema
+        if required:
+            target["required"].append(rule.path[-1])
+    return root
+
+
+def document(routes: list[Route]) -> Schema:
+    paths: Schema = {}
+    for route in routes:
+        errors = {status: {"description": f"{code}: {when}",
+                           "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+                  for status, (code, when) in ERRORS.items()}
+        paths[route.path] = {"get": {
+            "operationId": route.name.replace("-", "_"),
+            "summary": f"{route.name} (served from the GraphQL {route.connection.operation})",
+            "parameters": [_parameter(p) for p in route.params.values()],
+            "security": [{"legacyToken": []}],
+            "responses": {
+                "200": {"description": "one page", "content": {"application/json": {
+                    "schema": {
+                        "type": "object", "additionalProperties": False,
+                        "required": ["results", "total", "page", "per_page"],
+                        "properties": {
+                            "results": {"type": "array", "items": item_schema(route)},
+                            "total": {"type": "integer", "minimum": 0},
+                            "page": {"type": "integer", "minimum": 1},
+                            "per_page": {"type": "integer", "minimum": 1}}}}}},
+                **errors,
+            },
+        }}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Learner Progress API v2 (served by legacy-bridge)",
+                 "version": __version__},
+        "components": {"securitySchemes": {"legacyToken": {"type": "http",
+                                                           "scheme": "bearer"}}},
+        "paths": paths,
+    }
