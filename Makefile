@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint check bench-emulator clean
+.PHONY: demo test lint check bench-emulator bench-load clean
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -27,6 +27,9 @@ lint: $(STAMP)
 
 bench-emulator: $(STAMP)
 	$(BIN)/python bench/emulator_paging.py --write-readme
+
+bench-load: $(STAMP)
+	$(BIN)/python bench/load.py --write-readme
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -164,7 +164,8 @@ class Bridge:
         self.routes = [compile_route(r) for r in routes]
         self.auth = authenticator
         self.upstream = Upstream(settings.upstream_url, Policy(
-            timeout=settings.upstream_timeout, retries=settings.upstream_retries,
+            timeout=settings.upstream_timeout, connect_timeout=settings.upstream_connect_timeout,
+            retries=settings.upstream_retries,
             backoff=settings.upstream_backoff, breaker_failures=settings.breaker_failures,
             breaker_reset=settings.breaker_reset, concurrency=settings.upstream_concurrency,
             queue_timeout=settings.upstream_queue_timeout,

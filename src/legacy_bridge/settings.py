@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     port: int = Field(8080, description="Port to listen on")
     upstream_timeout: float = Field(10.0, gt=0, description="Seconds to wait for one "
                                     "upstream answer")
+    upstream_connect_timeout: float = Field(3.0, gt=0, description="Seconds to wait for a "
+                                            "connection to the upstream")
     total_deadline: float = Field(30.0, gt=0, description="Seconds within which every legacy "
                                   "request is answered, retries included")
     upstream_retries: int = Field(2, ge=0, description="Extra attempts of a query on "

@@ -57,7 +57,8 @@ class _Outage(UpstreamError):
 class Policy:
     """How hard the client tries; every number is a setting."""
 
-    timeout: float = 10.0
+    timeout: float = 10.0  # read, write and pool
+    connect_timeout: float = 3.0
     retries: int = 2  # extra attempts on connection errors, 502, 503, 504
     backoff: float = 0.1  # first backoff ceiling in seconds; doubles, full jitter
     breaker_failures: int = 20
@@ -72,7 +73,8 @@ class Upstream:
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.policy = policy
         self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), timeout=httpx.Timeout(policy.timeout),
+            base_url=base_url.rstrip("/"),
+            timeout=httpx.Timeout(policy.timeout, connect=policy.connect_timeout),
             transport=transport,
             limits=httpx.Limits(max_connections=policy.concurrency,
                                 max_keepalive_connections=policy.concurrency))

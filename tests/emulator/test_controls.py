@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import httpx
@@ -123,3 +124,14 @@ async def test_controls_are_absent_unless_enabled(
                                  base_url="http://upstream") as client:
         response = await client.post("/_emulator/faults", json={"kind": "http_500"})
     assert response.status_code == 404
+
+
+async def test_fault_window_fails_every_request_until_it_ends(
+        emulator: httpx.AsyncClient) -> None:
+    await inject(emulator, "http_503", seconds=0.3)
+    during = [(await graphql(emulator, "program-progress", QUERY, VARIABLES)).status_code
+              for _ in range(4)]
+    await asyncio.sleep(0.35)
+    after = await graphql(emulator, "program-progress", QUERY, VARIABLES)
+    assert during == [503] * 4
+    assert after.status_code == 200

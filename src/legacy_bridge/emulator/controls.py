@@ -8,6 +8,7 @@ request counts.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -26,6 +27,8 @@ FAULT_KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
 class Fault:
     kind: str
     api: str | None = None  # None: any API
+    until: float | None = None  # a time window (monotonic clock) instead of one request
+    starts: float = 0.0  # a window may open later
 
 
 class DroppedResponse(Response):
@@ -55,9 +58,13 @@ class Controls:
                          "variables": body.get("variables"), "requestId": request_id})
 
     def take_fault(self, api: str) -> Fault | None:
-        for fault in self.faults:
-            if fault.api in (None, api):
-                self.faults.remove(fault)
+        now = time.monotonic()
+        for fault in list(self.faults):
+            if fault.until is not None and fault.until <= now:
+                self.faults.remove(fault)  # an outage window that has ended
+            elif fault.api in (None, api) and fault.starts <= now:
+                if fault.until is None:
+                    self.faults.remove(fault)
                 return fault
         return None
 
@@ -91,8 +98,13 @@ class Controls:
         if kind not in FAULT_KINDS:
             return JSONResponse({"error": f"kind must be one of {', '.join(FAULT_KINDS)}"},
                                 status_code=400)
-        for _ in range(int(body.get("count", 1))):
-            self.faults.append(Fault(kind, body.get("api")))
+        if "seconds" in body:  # an outage: every request fails for that long
+            starts = time.monotonic() + float(body.get("start_in", 0))
+            self.faults.append(Fault(kind, body.get("api"), starts + float(body["seconds"]),
+                                     starts))
+        else:
+            for _ in range(int(body.get("count", 1))):
+                self.faults.append(Fault(kind, body.get("api")))
         if "timeout_seconds" in body:
             self.timeout_seconds = float(body["timeout_seconds"])
         return JSONResponse({"pending": len(self.faults)})
