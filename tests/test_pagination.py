@@ -160,3 +160,13 @@ def test_checkpoints_of_one_query_never_serve_another() -> None:
     (0, 50, 0), (50, 50, 0), (51, 50, 1), (100, 100, 1), (250, 50, 2), (900_000, 100, 9000)])
 def test_walk_requests(skip: int, size: int, expected: int) -> None:
     assert walk_requests(skip, size, 100) == expected
+
+
+def test_cache_size_zero_keeps_nothing_and_every_page_walks_from_the_start() -> None:
+    connection = FakeConnection(list(range(1000)))
+    checkpoints = MemoryCheckpoints(size=0, ttl=600)
+    for number in (1, 2, 3):
+        page(connection, checkpoints, number, 100)
+    assert len(checkpoints) == 0
+    assert [after for _, after, _ in connection.calls] == [None, None, "c99", None, "c99",
+                                                           "c199"]

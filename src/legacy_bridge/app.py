@@ -306,3 +306,8 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     app.router.redirect_slashes = False  # a trailing slash is another path: 404
     app.state.bridge = bridge
     return app
+
+
+def from_environment() -> Starlette:
+    """The app from `BRIDGE_*` alone: what each uvicorn worker process builds."""
+    return create_app(Settings())

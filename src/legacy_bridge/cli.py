@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -50,11 +51,20 @@ def _settings_flags(command: Any) -> Any:
 @_settings_flags
 def serve(**flags: Any) -> None:
     """Serve the legacy routes from the GraphQL upstream."""
-    settings = Settings(**{k: v for k, v in flags.items() if v is not None})
+    given = {k: v for k, v in flags.items() if v is not None}
+    settings = Settings(**given)
     logs.to_stdout(settings.log_level)
     # uvicorn's own access log would repeat our request line without its fields
-    uvicorn.run(_start(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level.lower(), access_log=False)
+    options: dict[str, Any] = {"host": settings.host, "port": settings.port,
+                               "log_level": settings.log_level.lower(), "access_log": False}
+    if settings.workers == 1:
+        uvicorn.run(_start(settings), **options)
+        return
+    _start(settings)  # fail here, once, on a bad table or setting
+    # Worker processes build their own app from the environment: flags go there.
+    os.environ.update({f"BRIDGE_{k.upper()}": str(v) for k, v in given.items()})
+    uvicorn.run("legacy_bridge.app:from_environment", factory=True,
+                workers=settings.workers, **options)
 
 
 def _start(settings: Settings) -> Starlette:

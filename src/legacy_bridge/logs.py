@@ -46,6 +46,7 @@ def setup() -> None:
     """Render every event as one JSON line, handed to the standard library's logging."""
     structlog.configure(
         processors=[
+            structlog.stdlib.filter_by_level,  # below the level: drop before rendering
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),

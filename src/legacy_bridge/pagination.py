@@ -52,9 +52,13 @@ class Checkpoints(Protocol):
 
 
 class MemoryCheckpoints:
-    """TTL + LRU bounded checkpoints: `size` cursors at most, each for `ttl` seconds."""
+    """TTL + LRU bounded checkpoints: `size` cursors at most, each for `ttl` seconds.
+
+    Size 0 keeps nothing: every page walks from the start (the naive baseline).
+    """
 
     def __init__(self, size: int, ttl: float) -> None:
+        self.enabled = size > 0
         self._cursors: TTLCache[tuple[str, int], str] = TTLCache(max(size, 1), ttl)
         self._offsets: TTLCache[str, list[int]] = TTLCache(max(size, 1), ttl)
         self.hits = self.misses = 0
@@ -80,6 +84,8 @@ class MemoryCheckpoints:
         return 0, None
 
     async def store(self, query: str, offset: int, cursor: str) -> None:
+        if not self.enabled:
+            return
         self._cursors[(query, offset)] = cursor
         offsets = self._offsets.get(query)
         if offsets is None:

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     mappings_dir: Path = Field(Path("mappings"), description="Folder of mapping tables")
     host: str = Field("127.0.0.1", description="Address to listen on")
     port: int = Field(8080, description="Port to listen on")
+    workers: int = Field(1, ge=1, description="uvicorn worker processes (each with its own "
+                         "checkpoint cache)")
     upstream_timeout: float = Field(10.0, gt=0, description="Seconds to wait for one "
                                     "upstream answer")
     upstream_connect_timeout: float = Field(3.0, gt=0, description="Seconds to wait for a "

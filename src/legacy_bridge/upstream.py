@@ -82,6 +82,7 @@ class Upstream:
         self._slots = asyncio.Semaphore(policy.concurrency)
         self.breakers: dict[str, Breaker] = {}
         self.sent: Counter[str] = Counter()  # requests sent, by endpoint
+        self.received_bytes = 0
         self.coalesced = 0
 
     async def aclose(self) -> None:
@@ -199,6 +200,7 @@ class Upstream:
             if size > cap:
                 raise _Outage(f"the upstream answer exceeded {cap} bytes", retryable=False)
             chunks.append(chunk)
+        self.received_bytes += size
         return b"".join(chunks)
 
 
