@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint check bench-emulator bench-load clean
+.PHONY: demo test lint check bench bench-emulator bench-load bench-efficiency \
+	bench-overhead bench-memory clean
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -27,6 +28,17 @@ lint: $(STAMP)
 
 bench-emulator: $(STAMP)
 	$(BIN)/python bench/emulator_paging.py --write-readme
+
+bench: bench-efficiency bench-overhead bench-memory bench-load bench-emulator
+
+bench-efficiency: $(STAMP)
+	$(BIN)/python bench/upstream_efficiency.py --write-readme
+
+bench-overhead: $(STAMP)
+	$(BIN)/python bench/overhead.py --write-readme
+
+bench-memory: $(STAMP)
+	$(BIN)/python bench/memory.py --write-readme
 
 bench-load: $(STAMP)
 	$(BIN)/python bench/load.py --write-readme

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,13 +142,30 @@ def test_per_page_above_the_upstream_limit_takes_several_requests() -> None:
     assert [first for first, _, _ in connection.calls] == [100, 100, 50]
 
 
-def test_checkpoints_are_bounded_and_expire() -> None:
+def test_one_query_never_holds_more_checkpoints_than_the_cache() -> None:
     checkpoints = MemoryCheckpoints(size=3, ttl=600)
     for offset in (10, 20, 30, 40):
         asyncio.run(checkpoints.store("q", offset, f"c{offset}"))
     assert len(checkpoints) == 3
-    assert asyncio.run(checkpoints.nearest("q", 15)) == (0, None)  # 10 was evicted
-    assert asyncio.run(checkpoints.nearest("q", 35)) == (30, "c30")
+    assert asyncio.run(checkpoints.nearest("q", 45)) == (30, "c30")
+
+
+def test_least_recently_used_query_is_evicted_first() -> None:
+    checkpoints = MemoryCheckpoints(size=4, ttl=600)
+    for query in ("old", "new"):
+        for offset in (10, 20):
+            asyncio.run(checkpoints.store(query, offset, f"{query}{offset}"))
+    asyncio.run(checkpoints.store("newest", 10, "x"))
+    assert asyncio.run(checkpoints.nearest("old", 25)) == (0, None)
+    assert asyncio.run(checkpoints.nearest("new", 25)) == (20, "new20")
+    assert len(checkpoints) == 3
+
+
+def test_checkpoints_expire_after_the_ttl() -> None:
+    checkpoints = MemoryCheckpoints(size=10, ttl=0.05)
+    asyncio.run(checkpoints.store("q", 10, "c10"))
+    time.sleep(0.1)
+    assert asyncio.run(checkpoints.nearest("q", 15)) == (0, None)
 
 
 def test_checkpoints_of_one_query_never_serve_another() -> None:

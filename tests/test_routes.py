@@ -205,7 +205,7 @@ async def test_refused_checkpoint_cursor_is_dropped_and_walked_again(
                                  base_url="http://proxy") as proxy:
         first = (await legacy(proxy, "users", "page=1&per_page=10")).json()
         checkpoints = app.state.bridge.checkpoints
-        (query,) = checkpoints._offsets.keys()
+        (query,) = checkpoints._queries.keys()
         await checkpoints.store(query, 10, "forged-cursor")
         ours, theirs = await both(proxy, emulator, "users", "page=2&per_page=10")
     assert ours.json() == theirs.json() and ours.json()["results"] != first["results"]

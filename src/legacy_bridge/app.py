@@ -310,4 +310,6 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
 
 def from_environment() -> Starlette:
     """The app from `BRIDGE_*` alone: what each uvicorn worker process builds."""
-    return create_app(Settings())
+    settings = Settings()
+    logs.to_stdout(settings.log_level)
+    return create_app(settings)

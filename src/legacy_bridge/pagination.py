@@ -51,34 +51,46 @@ class Checkpoints(Protocol):
     async def drop(self, query: str) -> None: ...
 
 
-class MemoryCheckpoints:
-    """TTL + LRU bounded checkpoints: `size` cursors at most, each for `ttl` seconds.
+class _Query:
+    """The checkpoints of one query: sorted offsets and their cursors."""
 
-    Size 0 keeps nothing: every page walks from the start (the naive baseline).
+    __slots__ = ("cursors", "offsets")
+
+    def __init__(self) -> None:
+        self.offsets: list[int] = []
+        self.cursors: dict[int, str] = {}
+
+    def __len__(self) -> int:  # its weight in the cache: one per checkpoint
+        return max(1, len(self.cursors))
+
+
+class MemoryCheckpoints:
+    """Checkpoints in process memory, `size` at most, LRU by query.
+
+    A query's checkpoints live `ttl` seconds past the query's last use, and
+    the least recently used query goes first when the cache is full. Size 0
+    keeps nothing: every page walks from the start (the naive baseline).
     """
 
     def __init__(self, size: int, ttl: float) -> None:
         self.enabled = size > 0
-        self._cursors: TTLCache[tuple[str, int], str] = TTLCache(max(size, 1), ttl)
-        self._offsets: TTLCache[str, list[int]] = TTLCache(max(size, 1), ttl)
+        self._queries: TTLCache[str, _Query] = TTLCache(max(size, 1), ttl, getsizeof=len)
         self.hits = self.misses = 0
 
     def __len__(self) -> int:
-        return len(self._cursors)
+        return sum(len(q.cursors) for q in self._queries.values())
 
     async def nearest(self, query: str, offset: int) -> tuple[int, str | None]:
-        offsets = self._offsets.get(query, [])
-        index = bisect.bisect_right(offsets, offset)
-        while index > 0:
-            index -= 1
-            cursor = self._cursors.get((query, offsets[index]))
-            if cursor is not None:
+        found = self._queries.get(query)
+        if found is not None:
+            index = bisect.bisect_right(found.offsets, offset)
+            if index:
+                at = found.offsets[index - 1]
                 self.hits += 1
                 stats = logs.current.get()
                 if stats is not None:
                     stats.checkpoint_hits += 1
-                return offsets[index], cursor
-            del offsets[index]  # expired or evicted
+                return at, found.cursors[at]
         if offset:
             self.misses += 1
         return 0, None
@@ -86,20 +98,16 @@ class MemoryCheckpoints:
     async def store(self, query: str, offset: int, cursor: str) -> None:
         if not self.enabled:
             return
-        self._cursors[(query, offset)] = cursor
-        offsets = self._offsets.get(query)
-        if offsets is None:
-            offsets = []
-        elif len(offsets) > 2 * self._cursors.maxsize:
-            offsets[:] = [o for o in offsets if (query, o) in self._cursors]
-        index = bisect.bisect_left(offsets, offset)
-        if index == len(offsets) or offsets[index] != offset:
-            offsets.insert(index, offset)
-        self._offsets[query] = offsets  # refreshes its TTL
+        found = self._queries.get(query) or _Query()
+        if offset not in found.cursors:
+            if len(found.cursors) >= self._queries.maxsize:
+                return  # one query may not outgrow the whole cache
+            bisect.insort(found.offsets, offset)
+        found.cursors[offset] = cursor
+        self._queries[query] = found  # re-weighs it, refreshes its TTL and LRU place
 
     async def drop(self, query: str) -> None:
-        for offset in self._offsets.pop(query, []):
-            self._cursors.pop((query, offset), None)
+        self._queries.pop(query, None)
 
 
 def walk_requests(skip: int, size: int, max_first: int) -> int:

@@ -72,8 +72,9 @@ class Upstream:
     def __init__(self, base_url: str, policy: Policy,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.policy = policy
+        self._base = base_url.rstrip("/")
+        self._urls: dict[str, httpx.URL] = {}
         self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(policy.timeout, connect=policy.connect_timeout),
             transport=transport,
             limits=httpx.Limits(max_connections=policy.concurrency,
@@ -102,6 +103,12 @@ class Upstream:
         self._inflight[flight] = task
         task.add_done_callback(lambda _: self._inflight.pop(flight, None))
         return await asyncio.shield(task)
+
+    def _url(self, endpoint: str) -> httpx.URL:
+        url = self._urls.get(endpoint)
+        if url is None:
+            url = self._urls[endpoint] = httpx.URL(self._base + endpoint)
+        return url
 
     def breaker(self, endpoint: str) -> Breaker:
         if endpoint not in self.breakers:
@@ -159,7 +166,9 @@ class Upstream:
         if stats is not None:
             stats.upstream_requests += 1
             headers["X-Request-ID"] = stats.request_id
-        request = self._client.build_request("POST", endpoint, content=body, headers=headers)
+        # A plain Request on a pre-parsed URL: build_request's base-URL, header and
+        # cookie merging was a fifth of this method's time.
+        request = httpx.Request("POST", self._url(endpoint), content=body, headers=headers)
         try:
             response = await self._client.send(request, stream=True)
             try:

@@ -1,0 +1,132 @@
+"""What a legacy request becomes upstream, written out for a client to copy. Pure.
+
+`explain(...)` answers `/_bridge/explain` and `legacy-bridge explain`: the
+GraphQL document and variables of the data request, the upstream endpoint,
+how the page is reached (from a remembered cursor or from the start, how many
+cursor-only requests), the field table, and runnable curl and Python (httpx)
+snippets with the cursor loop written out. Following `pagination` with
+`query` and `variables` returns exactly the legacy page's records.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from legacy_bridge.mapping import FieldRule, Route
+from legacy_bridge.params import Request
+from legacy_bridge.query import Document, input_variables
+
+
+def walk_steps(skip: int, per_page: int, max_first: int) -> tuple[list[int], int]:
+    """The `first` of each cursor-only request, and the records left to drop after.
+
+    The same steps `pagination.read_page` takes.
+    """
+    steps = []
+    while skip + min(per_page, max_first) > max_first:
+        step = min(skip, max_first)
+        steps.append(step)
+        skip -= step
+    return steps, skip
+
+
+def _source(rule: FieldRule) -> str:
+    return f"@{rule.join[0]}.{rule.join[1]}" if rule.join else str(rule.source)
+
+
+def explain(route: Route, page: Document, walk: Document, legacy: Request,
+            checkpoint: tuple[int, str | None], upstream_url: str) -> dict[str, Any]:
+    start, cursor = checkpoint
+    steps, drop = walk_steps(legacy.offset - start, legacy.per_page, route.max_first)
+    wanted = drop + legacy.per_page
+    first = min(wanted, route.max_first)
+    variables = input_variables(legacy.variables, route.connection, first,
+                                None if steps else cursor)
+    endpoint = upstream_url.rstrip("/") + route.endpoint
+    pagination = {
+        "offset": legacy.offset,
+        "per_page": legacy.per_page,
+        "start": {"offset": start, "after": cursor,
+                  "from": "a remembered cursor" if cursor else "the start"},
+        "cursor_only_requests": len(steps),
+        "cursor_only": {"query": walk.text, "firsts": steps,
+                        "note": "each request's `after` is the last edge cursor of the one "
+                                "before"} if steps else None,
+        "then": {"first": first, "drop": drop,
+                 "note": "the page is the edges after dropping the first `drop`"},
+        "upstream_requests": len(steps) + math.ceil(wanted / route.max_first),
+    }
+    return {
+        "route": route.path,
+        "endpoint": endpoint,
+        "query": page.text,
+        "variables": variables,
+        "pagination": pagination,
+        "fields": [{"legacy": ".".join(f.path), "graphql": _source(f),
+                    "transforms": list(f.transforms)} for f in route.fields],
+        "joins": {name: {"endpoint": upstream_url.rstrip("/") + join.endpoint,
+                         "operation": join.connection.operation,
+                         "batch": {"variable": ".".join(join.batch_variable),
+                                   "from": join.batch_field},
+                         "aggregates": {k: a.model_dump() for k, a in join.aggregates.items()}}
+                  for name, join in route.joins.items()},
+        "curl": _curl(endpoint, page, variables),
+        "python": _python(endpoint, page, walk, route, variables, steps, drop,
+                          legacy.per_page, cursor),
+    }
+
+
+def _curl(endpoint: str, page: Document, variables: dict[str, Any]) -> str:
+    body = json.dumps({"query": page.text, "variables": variables,
+                       "operationName": page.operation_name})
+    return (f"curl -s -X POST '{endpoint}' \\\n"
+            "  -H \"Authorization: Token $API_KEY\" -H 'Content-Type: application/json' \\\n"
+            f"  -d '{body.replace(chr(39), chr(39) + chr(92) + chr(39) + chr(39))}'")
+
+
+def _python(endpoint: str, page: Document, walk: Document, route: Route,
+            variables: dict[str, Any], steps: list[int], drop: int, per_page: int,
+            cursor: str | None) -> str:
+    conn = route.connection
+    names = conn.names
+    walk_loop = ""
+    if steps:
+        walk_loop = f'''
+# Walk to the page with cursor-only requests, `first` as listed.
+WALK = {walk.text!r}
+after = {cursor!r}
+for first in {steps!r}:
+    step = {{**variables["input"], {conn.first_variable!r}: first}}
+    if after is not None:
+        step[{conn.after_variable!r}] = after
+    after = post(WALK, {{"input": step}})[{names.edges!r}][-1][{names.cursor!r}]
+variables["input"][{conn.after_variable!r}] = after
+'''
+    return f'''import os
+
+import httpx
+
+ENDPOINT = {endpoint!r}
+QUERY = {page.text!r}
+variables = {variables!r}
+client = httpx.Client(headers={{"Authorization": f"Token {{os.environ['API_KEY']}}"}})
+
+
+def post(query, variables):
+    response = client.post(ENDPOINT, json={{"query": query, "variables": variables}})
+    response.raise_for_status()
+    return response.json()["data"][{conn.operation!r}]
+
+{walk_loop}
+records = []
+while len(records) < {drop + per_page}:
+    data = post(QUERY, variables)
+    records += [edge[{names.node!r}] for edge in data[{names.edges!r}]]
+    if not data[{names.page_info!r}][{names.has_next!r}]:
+        break
+    variables["input"][{conn.after_variable!r}] = data[{names.page_info!r}][{names.end_cursor!r}]
+records = records[{drop}:{drop + per_page}]
+print(len(records), "records")
+'''
