@@ -20,7 +20,7 @@ from legacy_bridge.app import create_app
 from legacy_bridge.emulator.app import DEMO_API_KEY, EmulatorConfig, create_emulator_app
 from legacy_bridge.emulator.dataset import ensure
 from legacy_bridge.settings import Settings
-from support import MAPPINGS, SPEC, TOKENS, token_table
+from support import ADMIN_TOKEN, MAPPINGS, SPEC, TOKENS, token_table
 
 
 @pytest.fixture(scope="session")
@@ -88,13 +88,16 @@ def tokens_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_proxy(emulator_app: Starlette, tokens_file: Path) -> Callable[..., Starlette]:
+def make_proxy(emulator_app: Starlette, tokens_file: Path,
+               tmp_path: Path) -> Callable[..., Starlette]:
     """A proxy app whose upstream is the emulator, over ASGI (or real HTTP at upstream_url)."""
 
     def make(over_http: bool = False, **overrides: Any) -> Starlette:
         settings = Settings(**{
             "upstream_url": "http://upstream", "upstream_api_key": SecretStr(DEMO_API_KEY),
-            "tokens_file": tokens_file, "mappings_dir": MAPPINGS, **overrides})
+            "tokens_file": tokens_file, "mappings_dir": MAPPINGS,
+            "store_url": f"sqlite:///{tmp_path}/store.sqlite3",
+            "admin_token": SecretStr(ADMIN_TOKEN), **overrides})
         transport = None if over_http else httpx.ASGITransport(app=emulator_app)
         return create_app(settings, transport=transport)
 
@@ -138,7 +141,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Every log line the whole run produced is searched for tokens and keys."""
-    secrets = [*TOKENS, DEMO_API_KEY, "wrong-key", "not-a-known-token"]
+    secrets = [*TOKENS, DEMO_API_KEY, ADMIN_TOKEN, "wrong-key", "not-a-known-token"]
     leaks = [line for line in _COLLECTED.lines if any(s in line for s in secrets)]
     if leaks:
         print(f"\nlog secrecy: {len(leaks)} log line(s) carry a token or key, e.g.:\n{leaks[0]}")

@@ -15,6 +15,7 @@ SPEC = DatasetSpec(seed=7, learners=400, plans=3)
 MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
 OTHER_PLAN = plan_ids(SPEC)[1]
 OTHER_PLAN_TOKEN = "other-plan-token"
+ADMIN_TOKEN = "admin-token-for-tests"
 TWO_PLANS_TOKEN = "two-plans-token"
 # token -> (label, plans): the proxy's token table in tests
 TOKENS = {

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -27,6 +26,7 @@ from starlette.routing import Route as StarletteRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from legacy_bridge import logs, openapi, params
+from legacy_bridge.admin import admin_routes
 from legacy_bridge.auth import Authenticator, Client, load_tokens
 from legacy_bridge.errors import (
     BridgeError,
@@ -39,11 +39,14 @@ from legacy_bridge.errors import (
 )
 from legacy_bridge.joins import join_values
 from legacy_bridge.mapping import Connection, Join, Route, VariablePath, load_mappings
-from legacy_bridge.pagination import Answer, Fetch, MemoryCheckpoints, read_page
+from legacy_bridge.pagination import Answer, Fetch, MemoryCheckpoints, query_key, read_page
 from legacy_bridge.query import Document, connection_document, input_variables
+from legacy_bridge.responses import json_response
 from legacy_bridge.rewrite import Rewriter, compile_rewriter
 from legacy_bridge.settings import Settings
+from legacy_bridge.store import Store
 from legacy_bridge.upstream import Policy, Upstream
+from legacy_bridge.usage import Usage
 
 
 class RequestLog:
@@ -53,8 +56,10 @@ class RequestLog:
     before routing, parsing or anything upstream.
     """
 
-    def __init__(self, app: ASGIApp, max_url_bytes: int, max_header_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_url_bytes: int, max_header_bytes: int,
+                 route_headers: dict[str, list[tuple[bytes, bytes]]]) -> None:
         self.app = app
+        self.route_headers = route_headers  # deprecation signals, by route template
         self.max_url_bytes = max_url_bytes
         self.max_header_bytes = max_header_bytes
         self.log = logs.get("legacy_bridge.request")
@@ -82,7 +87,9 @@ class RequestLog:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []),
+                route = scope.get("route")
+                extra = self.route_headers.get(getattr(route, "path", ""), [])
+                message["headers"] = [*message.get("headers", []), *extra,
                                       (b"x-request-id", stats.request_id.encode())]
             await send(message)
 
@@ -104,12 +111,6 @@ class RequestLog:
             logs.current.reset(token)
 
 
-def json_response(body: object, status: int = 200,
-                  headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, headers=headers,
-                    media_type="application/json")
-
-
 def _operation_name(*parts: str) -> str:
     return "".join(p.replace("-", " ").title().replace(" ", "") for p in ("legacy", *parts))
 
@@ -123,6 +124,8 @@ class CompiledRoute:
     walk: Document  # cursors only, for reaching a deep page
     joins: dict[str, Document]
     rewriter: Rewriter
+    always_fields: tuple[str, ...]  # legacy fields in every item
+    optional_fields: tuple[tuple[tuple[str, ...], str], ...]  # omitted when null
 
 
 def compile_route(route: Route) -> CompiledRoute:
@@ -134,7 +137,27 @@ def compile_route(route: Route) -> CompiledRoute:
                                    join.node_fields)
          for name, join in route.joins.items()},
         compile_rewriter(route),
+        tuple(".".join(f.path) for f in route.fields if "omit_if_null" not in f.transforms),
+        tuple((f.path, ".".join(f.path)) for f in route.fields
+              if "omit_if_null" in f.transforms),
     )
+
+
+def _returned_fields(compiled: CompiledRoute, items: list[dict[str, Any]]) -> list[str]:
+    """The legacy fields this answer actually carried, for the usage report."""
+    if not items:
+        return []
+    present = [name for path, name in compiled.optional_fields
+               if any(_has(item, path) for item in items)]
+    return [*compiled.always_fields, *present]
+
+
+def _has(item: dict[str, Any], path: tuple[str, ...]) -> bool:
+    for part in path:
+        if not isinstance(item, dict) or part not in item:
+            return False
+        item = item[part]
+    return True
 
 
 def _answer(data: dict[str, Any], conn: Connection, with_nodes: bool) -> Answer:
@@ -152,11 +175,6 @@ def _answer(data: dict[str, Any], conn: Connection, with_nodes: bool) -> Answer:
         raise UpstreamError("the upstream answered an unexpected shape") from exc
 
 
-def _query_key(client: Client, route: Route, variables: dict[VariablePath, Any]) -> str:
-    canonical = sorted((".".join(path), value) for path, value in variables.items())
-    return f"{client.scope}|{route.endpoint}|{orjson.dumps(canonical).decode()}"
-
-
 class Bridge:
     def __init__(self, settings: Settings, routes: list[Route], authenticator: Authenticator,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
@@ -172,6 +190,7 @@ class Bridge:
             max_response_bytes=settings.upstream_max_response_bytes), transport)
         self.checkpoints = MemoryCheckpoints(settings.cursor_cache_size,
                                              settings.cursor_cache_ttl)
+        self.usage = Usage(Store(settings.store_url))
 
     async def serve(self, request: Request, compiled: CompiledRoute) -> Response:
         route = compiled.route
@@ -188,7 +207,7 @@ class Bridge:
                 page = await read_page(
                     legacy.offset, legacy.per_page, max_first=route.max_first,
                     max_walk=self.settings.max_walk_requests, checkpoints=self.checkpoints,
-                    query=_query_key(client, route, dict(legacy.variables)),
+                    query=query_key(client.scope, route.endpoint, legacy.variables),
                     fetch=self._fetcher(compiled, client, legacy), api=route.api)
                 # join: one batched query per join for the whole page
                 joined = await self._join(compiled, page.nodes, legacy, client)
@@ -197,6 +216,8 @@ class Bridge:
         # rewrite -> respond
         results = [compiled.rewriter.item(node, extra)
                    for node, extra in zip(page.nodes, joined, strict=True)]
+        self.usage.record(client.label, route.name, [p for p in query if p in route.params],
+                          _returned_fields(compiled, results))
         return json_response({"results": results, "total": page.total,
                               "page": legacy.page, "per_page": legacy.per_page})
 
@@ -289,16 +310,24 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        flusher = asyncio.create_task(bridge.usage.run(settings.usage_flush_seconds))
         yield
+        flusher.cancel()
+        await bridge.usage.flush()
+        bridge.usage.store.close()
         await bridge.upstream.aclose()
 
     routes = [StarletteRoute(c.route.path, bridge.endpoint(c), methods=["GET"])
               for c in bridge.routes]
     routes.append(StarletteRoute("/healthz", healthz, methods=["GET"]))
     routes.append(StarletteRoute("/openapi.json", openapi_json, methods=["GET"]))
+    admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    routes += admin_routes(bridge, admin_token)
     logs.setup()
+    route_headers = {c.route.path: [(k.lower().encode(), v.encode()) for k, v in c.route.headers]
+                     for c in bridge.routes}
     gate = Middleware(RequestLog, max_url_bytes=settings.max_url_bytes,
-                      max_header_bytes=settings.max_header_bytes)
+                      max_header_bytes=settings.max_header_bytes, route_headers=route_headers)
     app = Starlette(
         routes=routes, lifespan=lifespan, middleware=[gate],
         exception_handlers={BridgeError: _bridge_error, 404: _http_error, 405: _http_error},

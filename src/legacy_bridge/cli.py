@@ -8,14 +8,18 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import click
+import orjson
 import uvicorn
 from pydantic import SecretStr
 from starlette.applications import Starlette
+from starlette.routing import compile_path
 
-from legacy_bridge import logs
-from legacy_bridge.app import create_app
+from legacy_bridge import logs, params
+from legacy_bridge.admin import usage_table
+from legacy_bridge.app import compile_route, create_app
 from legacy_bridge.auth import TokenFileError, digest
 from legacy_bridge.emulator.app import (
     DEMO_API_KEY,
@@ -25,12 +29,15 @@ from legacy_bridge.emulator.app import (
     create_emulator_app,
 )
 from legacy_bridge.emulator.dataset import DEMO_PLAN_ID, DatasetSpec, empty_plan_id, ensure
-from legacy_bridge.errors import ConfigError, MappingError
+from legacy_bridge.errors import BridgeError, ConfigError, MappingError
+from legacy_bridge.explain import explain as explain_request
 from legacy_bridge.mapping import bundled_schema, load_mappings
 from legacy_bridge.settings import Settings
+from legacy_bridge.store import Store
 from legacy_bridge.upstream import LiveSchemas
 
 DATA_DIR = Path(".data")
+DEMO_ADMIN_TOKEN = "demo-admin-token"
 
 
 @click.group()
@@ -156,6 +163,12 @@ Try:
        "{proxy}/api/v2/plans/{empty_plan}/progress"
 The old API itself, for comparison:
   curl -s {auth} "{upstream}/api/v2/plans/{DEMO_PLAN_ID}/progress?per_page=5"
+What a legacy call becomes in GraphQL, and who still calls what (admin token):
+  curl -s -H "Authorization: Bearer {DEMO_ADMIN_TOKEN}" \
+       "{proxy}/_bridge/explain?url=%2Fapi%2Fv2%2Fplans%2F{DEMO_PLAN_ID}%2Fusers%3Fpage%3D3"
+  curl -s -H "Authorization: Bearer {DEMO_ADMIN_TOKEN}" "{proxy}/_bridge/usage.json"
+  open {proxy}/_bridge/usage in a browser with that header, or: legacy-bridge usage \
+       --store-url sqlite:///.data/bridge.sqlite3
 Ctrl-C stops both.
 """
 
@@ -172,7 +185,10 @@ def demo(seed: int, learners: int, plans: int, data_dir: Path, port: int,
     dataset = ensure(spec, data_dir)
     upstream = f"http://127.0.0.1:{upstream_port}"
     settings = Settings(upstream_url=upstream, upstream_api_key=SecretStr(DEMO_API_KEY),
-                        tokens_file=_demo_tokens(data_dir), port=port)
+                        tokens_file=_demo_tokens(data_dir), port=port,
+                        admin_token=SecretStr(DEMO_ADMIN_TOKEN),
+                        store_url=f"sqlite:///{data_dir / 'bridge.sqlite3'}")
+    logs.to_stdout("WARNING")
     servers = [
         uvicorn.Server(uvicorn.Config(
             create_emulator_app(EmulatorConfig(dataset, controls=True)),
@@ -186,6 +202,55 @@ def demo(seed: int, learners: int, plans: int, data_dir: Path, port: int,
         await asyncio.gather(*(s.serve() for s in servers))
 
     asyncio.run(run())
+
+
+@main.command()
+@click.argument("url")
+@click.option("--mappings-dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of mapping tables [env BRIDGE_MAPPINGS_DIR]")
+@click.option("--upstream-url", default=None, help="Upstream base URL for the snippets "
+              "[env BRIDGE_UPSTREAM_URL]")
+def explain(url: str, mappings_dir: Path | None, upstream_url: str | None) -> None:
+    """Print what a legacy URL becomes upstream: GraphQL, variables, paging, snippets.
+
+    URL is a legacy path with its query, e.g.
+    "/api/v2/plans/<planId>/users?page=3&per_page=50". Without a running proxy no
+    cursor is remembered, so the plan walks from the start.
+    """
+    given: dict[str, Any] = {"mappings_dir": mappings_dir, "upstream_url": upstream_url}
+    settings = Settings(**{k: v for k, v in given.items() if v is not None})
+    try:
+        routes = [compile_route(r) for r in load_mappings(settings.mappings_dir)]
+    except MappingError as exc:
+        raise click.ClickException(str(exc)) from None
+    parts = urlsplit(url)
+    for compiled in routes:
+        found = compile_path(compiled.route.path)[0].match(parts.path)
+        if found:
+            try:
+                legacy = params.parse(compiled.route, found.groupdict(),
+                                      parse_qs(parts.query, keep_blank_values=True))
+            except BridgeError as exc:
+                raise click.ClickException(exc.message) from None
+            answer = explain_request(compiled.route, compiled.page, compiled.walk, legacy,
+                                     (0, None), settings.upstream_url)
+            click.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
+            return
+    raise click.ClickException(f"no legacy route matches {parts.path!r}")
+
+
+@main.command()
+@click.option("--store-url", default=None, help="[env BRIDGE_STORE_URL]")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table")
+def usage(store_url: str | None, as_json: bool) -> None:
+    """Who still calls the legacy API: per client, route, parameter and field."""
+    store = Store(store_url or Settings().store_url)
+    rows = store.usage()
+    store.close()
+    if as_json:
+        click.echo(orjson.dumps([r.__dict__ for r in rows], option=orjson.OPT_INDENT_2))
+    else:
+        click.echo(usage_table(rows))
 
 
 @main.command("hash-token")

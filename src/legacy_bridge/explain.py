@@ -127,6 +127,7 @@ while len(records) < {drop + per_page}:
     if not data[{names.page_info!r}][{names.has_next!r}]:
         break
     variables["input"][{conn.after_variable!r}] = data[{names.page_info!r}][{names.end_cursor!r}]
+client.close()
 records = records[{drop}:{drop + per_page}]
 print(len(records), "records")
 '''

@@ -13,6 +13,8 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Literal
 
@@ -55,6 +57,14 @@ class RawConnection(_Raw):
     node: str = "node"
 
 
+class RawDeprecation(_Raw):
+    """RFC 9745 Deprecation, RFC 8594 Sunset, and a Link to the migration guide."""
+
+    since: datetime
+    sunset: datetime | None = None
+    link: str | None = None
+
+
 class RawRoute(_Raw):
     path: str
     api: str
@@ -64,6 +74,7 @@ class RawRoute(_Raw):
     first_variable: str = "first"
     after_variable: str = "after"
     connection: RawConnection = RawConnection()
+    deprecation: RawDeprecation | None = None
 
 
 class RawParam(_Raw):
@@ -174,6 +185,7 @@ class Route:
     fields: tuple[FieldRule, ...]
     joins: Mapping[str, Join]
     node_fields: tuple[str, ...] = field(default=())  # every node field the route reads
+    headers: tuple[tuple[str, str], ...] = ()  # added to every answer of the route
 
     def param_of_type(self, kind: ParamType) -> Param:
         return next(p for p in self.params.values() if p.type == kind)
@@ -453,4 +465,21 @@ class _Checker:
         for join in joins.values():
             needed += [join.batch_field, *join.match.values()]
         return Route(self.file, self.name, r.path, r.api, r.endpoint, conn, r.max_first,
-                     params, fields, joins, tuple(dict.fromkeys(needed)))
+                     params, fields, joins, tuple(dict.fromkeys(needed)),
+                     self.deprecation_headers())
+
+    def deprecation_headers(self) -> tuple[tuple[str, str], ...]:
+        notice = self.raw.route.deprecation
+        if notice is None:
+            return ()
+        for key, moment in (("since", notice.since), ("sunset", notice.sunset)):
+            if moment is not None and moment.tzinfo is None:
+                raise self.fail(f"route.deprecation.{key}", "the date has no time zone",
+                                "write it as 2026-01-01T00:00:00Z")
+        headers = [("Deprecation", f"@{int(notice.since.timestamp())}")]
+        if notice.sunset is not None:
+            headers.append(("Sunset", format_datetime(notice.sunset.astimezone(UTC),
+                                                      usegmt=True)))
+        if notice.link is not None:
+            headers.append(("Link", f'<{notice.link}>; rel="deprecation"'))
+        return tuple(headers)

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
 from cachetools import TTLCache
 
 from legacy_bridge import logs
@@ -108,6 +109,12 @@ class MemoryCheckpoints:
 
     async def drop(self, query: str) -> None:
         self._queries.pop(query, None)
+
+
+def query_key(scope: str, endpoint: str, variables: Mapping[tuple[str, ...], Any]) -> str:
+    """Checkpoints are per credential scope, endpoint and canonical variables."""
+    canonical = sorted((".".join(path), value) for path, value in variables.items())
+    return f"{scope}|{endpoint}|{orjson.dumps(canonical).decode()}"
 
 
 def walk_requests(skip: int, size: int, max_first: int) -> int:

@@ -62,6 +62,12 @@ class Settings(BaseSettings):
                                "accepted (else 400)")
     max_header_bytes: int = Field(8192, ge=1024, description="Largest total of request "
                                   "headers accepted (else 400)")
+    admin_token: SecretStr | None = Field(None, description="Bearer token that opens the "
+                                          "/_bridge/ pages (shut when unset)")
+    store_url: str = Field("sqlite:///.data/bridge.sqlite3", description="Where usage (and "
+                           "later comparisons) persist: sqlite:///<path>")
+    usage_flush_seconds: float = Field(10.0, gt=0, description="How often counted usage is "
+                                       "written to the store")
     log_level: str = Field("INFO", description="Log level")
 
     def api_key(self) -> str | None:

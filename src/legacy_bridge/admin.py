@@ -1,0 +1,102 @@
+"""The `/_bridge/` pages: explain and usage, for the team running the migration.
+
+Every page needs the admin token (`BRIDGE_ADMIN_TOKEN`, as `Authorization:
+Bearer`); with none set they stay shut. A legacy token never opens them.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route, compile_path
+
+from legacy_bridge import params
+from legacy_bridge.auth import bearer, digest
+from legacy_bridge.errors import InvalidParameter, NotFound, Unauthorized
+from legacy_bridge.explain import explain
+from legacy_bridge.pagination import query_key
+from legacy_bridge.responses import json_response
+from legacy_bridge.store import UsageRow
+
+if TYPE_CHECKING:
+    from legacy_bridge.app import Bridge, CompiledRoute
+
+
+def _guard(admin_token: str | None, request: Request) -> None:
+    if not admin_token:
+        raise Unauthorized("the /_bridge/ pages are shut: set BRIDGE_ADMIN_TOKEN")
+    presented = bearer(request.headers.get("authorization"))
+    if not hmac.compare_digest(digest(presented), digest(admin_token)):
+        raise Unauthorized("the admin token is required")
+
+
+def usage_table(rows: list[UsageRow]) -> str:
+    """Plain text, one line per (client, route, kind, name): for the CLI."""
+    header = f"{'client':<20} {'route':<22} {'kind':<8} {'name':<34} {'count':>8}  last seen"
+    lines = [header, "-" * len(header)]
+    lines += [f"{r.client:<20} {r.route:<22} {r.kind:<8} {r.name or '-':<34} {r.count:>8}  "
+              f"{r.last_seen}" for r in rows]
+    return "\n".join(lines)
+
+
+def usage_page(rows: list[UsageRow]) -> str:
+    """A self-contained HTML page (no external assets: it renders offline)."""
+    body = "".join(
+        f"<tr><td>{html.escape(r.client)}</td><td>{html.escape(r.route)}</td>"
+        f"<td>{r.kind}</td><td>{html.escape(r.name) or '&mdash;'}</td>"
+        f"<td class=n>{r.count}</td><td>{r.last_seen}</td></tr>" for r in rows)
+    return f"""<!doctype html>
+<html lang=en><head><meta charset=utf-8><title>legacy-bridge usage</title>
+<style>body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border-bottom:1px solid #ddd;padding:.3em .8em;text-align:left}}.n{{text-align:right}}
+</style></head><body>
+<h1>Who still calls the legacy API</h1>
+<p>Per client (token label), route, parameter and legacy field returned.
+JSON: <a href="usage.json">usage.json</a>.</p>
+<table><thead><tr><th>client</th><th>route</th><th>kind</th><th>name</th>
+<th class=n>count</th><th>last seen (UTC)</th></tr></thead>
+<tbody>{body}</tbody></table></body></html>"""
+
+
+def admin_routes(bridge: Bridge, admin_token: str | None) -> list[Route]:
+    patterns = [(compile_path(c.route.path)[0], c) for c in bridge.routes]
+
+    def match(path: str) -> tuple[CompiledRoute, dict[str, str]]:
+        for regex, compiled in patterns:
+            found = regex.match(path)
+            if found:
+                return compiled, found.groupdict()
+        raise NotFound(f"no legacy route matches {path!r}")
+
+    async def explain_page(request: Request) -> Response:
+        _guard(admin_token, request)
+        url = request.query_params.get("url")
+        if not url:
+            raise InvalidParameter("url must be a legacy path with its query, percent-encoded")
+        parts = urlsplit(url)
+        compiled, path_params = match(parts.path)
+        legacy = params.parse(compiled.route, path_params,
+                              parse_qs(parts.query, keep_blank_values=True))
+        query = query_key(bridge.auth.key_scope, compiled.route.endpoint, legacy.variables)
+        checkpoint = await bridge.checkpoints.nearest(query, legacy.offset)
+        return json_response(explain(compiled.route, compiled.page, compiled.walk, legacy,
+                                     checkpoint, bridge.settings.upstream_url))
+
+    async def usage_html(request: Request) -> Response:
+        _guard(admin_token, request)
+        await bridge.usage.flush()
+        return HTMLResponse(usage_page(bridge.usage.store.usage()))
+
+    async def usage_json(request: Request) -> Response:
+        _guard(admin_token, request)
+        await bridge.usage.flush()
+        return json_response([row.__dict__ for row in bridge.usage.store.usage()])
+
+    return [Route("/_bridge/explain", explain_page, methods=["GET"]),
+            Route("/_bridge/usage", usage_html, methods=["GET"]),
+            Route("/_bridge/usage.json", usage_json, methods=["GET"])]
