@@ -25,6 +25,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 
 bench-emulator: $(STAMP)
 	$(BIN)/python bench/emulator_paging.py --write-readme

@@ -142,12 +142,13 @@ def test_per_page_above_the_upstream_limit_takes_several_requests() -> None:
     assert [first for first, _, _ in connection.calls] == [100, 100, 50]
 
 
-def test_one_query_never_holds_more_checkpoints_than_the_cache() -> None:
+def test_a_full_query_forgets_its_lowest_offsets() -> None:
     checkpoints = MemoryCheckpoints(size=3, ttl=600)
     for offset in (10, 20, 30, 40):
         asyncio.run(checkpoints.store("q", offset, f"c{offset}"))
     assert len(checkpoints) == 3
-    assert asyncio.run(checkpoints.nearest("q", 45)) == (30, "c30")
+    assert asyncio.run(checkpoints.nearest("q", 45)) == (40, "c40")
+    assert asyncio.run(checkpoints.nearest("q", 15)) == (0, None)
 
 
 def test_least_recently_used_query_is_evicted_first() -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -39,8 +40,10 @@ from legacy_bridge.errors import (
 )
 from legacy_bridge.joins import join_values
 from legacy_bridge.mapping import Connection, Join, Route, VariablePath, load_mappings
+from legacy_bridge.metrics import Metrics
 from legacy_bridge.pagination import Answer, Fetch, MemoryCheckpoints, query_key, read_page
 from legacy_bridge.query import Document, connection_document, input_variables
+from legacy_bridge.redis_cache import RedisCheckpoints
 from legacy_bridge.responses import json_response
 from legacy_bridge.rewrite import Rewriter, compile_rewriter
 from legacy_bridge.settings import Settings
@@ -57,8 +60,9 @@ class RequestLog:
     """
 
     def __init__(self, app: ASGIApp, max_url_bytes: int, max_header_bytes: int,
-                 route_headers: dict[str, list[tuple[bytes, bytes]]]) -> None:
+                 route_headers: dict[str, list[tuple[bytes, bytes]]], metrics: Metrics) -> None:
         self.app = app
+        self.metrics = metrics
         self.route_headers = route_headers  # deprecation signals, by route template
         self.max_url_bytes = max_url_bytes
         self.max_header_bytes = max_header_bytes
@@ -100,11 +104,12 @@ class RequestLog:
             else:
                 await json_response(error.body(), error.status)(scope, receive, send_with_id)
         finally:
-            route = scope.get("route")
+            route = getattr(scope.get("route"), "path", None)
+            seconds = time.perf_counter() - started
+            self.metrics.legacy(route or "unmatched", status, seconds)
             self.log.info(
                 "request", request_id=stats.request_id, method=scope["method"],
-                route=getattr(route, "path", None), status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                route=route, status=status, duration_ms=round(seconds * 1000, 2),
                 upstream_requests=stats.upstream_requests,
                 checkpoint_hits=stats.checkpoint_hits,
                 client=scope.get("state", {}).get("client"))
@@ -181,16 +186,24 @@ class Bridge:
         self.settings = settings
         self.routes = [compile_route(r) for r in routes]
         self.auth = authenticator
+        self.checkpoints = _checkpoints(settings)
+        self.metrics = Metrics(self._figures)
+        api_of = {r.endpoint: r.api for r in routes}
+        api_of.update({j.endpoint: j.api for r in routes for j in r.joins.values()})
+        self.endpoints = sorted(api_of)
+
+        def observe(endpoint: str, outcome: str, seconds: float) -> None:
+            self.metrics.upstream_answer(api_of.get(endpoint, "other"), outcome, seconds)
+
         self.upstream = Upstream(settings.upstream_url, Policy(
             timeout=settings.upstream_timeout, connect_timeout=settings.upstream_connect_timeout,
             retries=settings.upstream_retries,
             backoff=settings.upstream_backoff, breaker_failures=settings.breaker_failures,
             breaker_reset=settings.breaker_reset, concurrency=settings.upstream_concurrency,
             queue_timeout=settings.upstream_queue_timeout,
-            max_response_bytes=settings.upstream_max_response_bytes), transport)
-        self.checkpoints = MemoryCheckpoints(settings.cursor_cache_size,
-                                             settings.cursor_cache_ttl)
+            max_response_bytes=settings.upstream_max_response_bytes), transport, observe)
         self.usage = Usage(Store(settings.store_url))
+        self._ready: tuple[float, bool, dict[str, str]] | None = None
 
     async def serve(self, request: Request, compiled: CompiledRoute) -> Response:
         route = compiled.route
@@ -220,6 +233,24 @@ class Bridge:
                           _returned_fields(compiled, results))
         return json_response({"results": results, "total": page.total,
                               "page": legacy.page, "per_page": legacy.per_page})
+
+    def _figures(self) -> dict[str, float]:
+        cache = self.checkpoints
+        return {"hits": cache.hits, "misses": cache.misses, "failures": cache.failures,
+                "size": len(cache) if isinstance(cache, MemoryCheckpoints) else 0,
+                "coalesced": self.upstream.coalesced}
+
+    async def ready(self) -> tuple[bool, dict[str, str]]:
+        """Is every upstream endpoint answering? Cached for BRIDGE_READY_CACHE_SECONDS."""
+        now = time.monotonic()
+        if self._ready is not None and now - self._ready[0] < self.settings.ready_cache_seconds:
+            return self._ready[1], self._ready[2]
+        key = self.auth.api_key if self.auth.mode == "tokens" else None
+        answers = await asyncio.gather(*(self.upstream.probe(e, key) for e in self.endpoints))
+        found = dict(zip(self.endpoints, answers, strict=True))
+        ok = all(a == "ok" for a in answers)
+        self._ready = (now, ok, found)
+        return ok, found
 
     def _fetcher(self, compiled: CompiledRoute, client: Client,
                  legacy: params.Request) -> Fetch:
@@ -282,6 +313,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return json_response(error.body(), error.status, error.headers)
 
 
+def _checkpoints(settings: Settings) -> MemoryCheckpoints | RedisCheckpoints:
+    if settings.cursor_cache == "memory":
+        return MemoryCheckpoints(settings.cursor_cache_size, settings.cursor_cache_ttl)
+    if settings.cursor_cache.startswith(("redis://", "rediss://", "unix://")):
+        return RedisCheckpoints(settings.cursor_cache, settings.cursor_cache_ttl,
+                                settings.cursor_cache_size)
+    raise ConfigError("BRIDGE_CURSOR_CACHE must be `memory` or a redis:// URL")
+
+
 def _authenticator(settings: Settings) -> Authenticator:
     if settings.auth_mode == "passthrough":
         return Authenticator("passthrough", (), None)
@@ -305,6 +345,14 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     async def healthz(request: Request) -> Response:
         return json_response({"status": "ok"})
 
+    async def readyz(request: Request) -> Response:
+        ok, upstreams = await bridge.ready()
+        return json_response({"status": "ready" if ok else "not ready", "mappings": "loaded",
+                              "upstreams": upstreams}, 200 if ok else 503)
+
+    async def metrics(request: Request) -> Response:
+        return Response(bridge.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
     async def openapi_json(request: Request) -> Response:
         return description
 
@@ -316,10 +364,14 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
         await bridge.usage.flush()
         bridge.usage.store.close()
         await bridge.upstream.aclose()
+        if isinstance(bridge.checkpoints, RedisCheckpoints):
+            await bridge.checkpoints.aclose()
 
     routes = [StarletteRoute(c.route.path, bridge.endpoint(c), methods=["GET"])
               for c in bridge.routes]
     routes.append(StarletteRoute("/healthz", healthz, methods=["GET"]))
+    routes.append(StarletteRoute("/readyz", readyz, methods=["GET"]))
+    routes.append(StarletteRoute("/metrics", metrics, methods=["GET"]))
     routes.append(StarletteRoute("/openapi.json", openapi_json, methods=["GET"]))
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     routes += admin_routes(bridge, admin_token)
@@ -327,7 +379,8 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     route_headers = {c.route.path: [(k.lower().encode(), v.encode()) for k, v in c.route.headers]
                      for c in bridge.routes}
     gate = Middleware(RequestLog, max_url_bytes=settings.max_url_bytes,
-                      max_header_bytes=settings.max_header_bytes, route_headers=route_headers)
+                      max_header_bytes=settings.max_header_bytes, route_headers=route_headers,
+                      metrics=bridge.metrics)
     app = Starlette(
         routes=routes, lifespan=lifespan, middleware=[gate],
         exception_handlers={BridgeError: _bridge_error, 404: _http_error, 405: _http_error},

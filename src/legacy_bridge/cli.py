@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import click
+import httpx
 import orjson
 import uvicorn
 from pydantic import SecretStr
@@ -62,8 +63,10 @@ def serve(**flags: Any) -> None:
     settings = Settings(**given)
     logs.to_stdout(settings.log_level)
     # uvicorn's own access log would repeat our request line without its fields
+    # SIGTERM: stop accepting, let in-flight requests finish (bounded), flush, exit
     options: dict[str, Any] = {"host": settings.host, "port": settings.port,
-                               "log_level": settings.log_level.lower(), "access_log": False}
+                               "log_level": settings.log_level.lower(), "access_log": False,
+                               "timeout_graceful_shutdown": settings.shutdown_timeout}
     if settings.workers == 1:
         uvicorn.run(_start(settings), **options)
         return
@@ -251,6 +254,20 @@ def usage(store_url: str | None, as_json: bool) -> None:
         click.echo(orjson.dumps([r.__dict__ for r in rows], option=orjson.OPT_INDENT_2))
     else:
         click.echo(usage_table(rows))
+
+
+@main.command()
+def healthcheck() -> None:
+    """Exit 0 when the local proxy answers /healthz (the container's HEALTHCHECK)."""
+    settings = Settings()
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    try:
+        response = httpx.get(f"http://{host}:{settings.port}/healthz", timeout=2)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"not healthy: {type(exc).__name__}") from None
+    if response.status_code != 200:
+        raise click.ClickException(f"not healthy: HTTP {response.status_code}")
+    click.echo("healthy")
 
 
 @main.command("hash-token")

@@ -75,6 +75,7 @@ class MemoryCheckpoints:
 
     def __init__(self, size: int, ttl: float) -> None:
         self.enabled = size > 0
+        self.failures = 0  # never fails; the shared cache's figure
         self._queries: TTLCache[str, _Query] = TTLCache(max(size, 1), ttl, getsizeof=len)
         self.hits = self.misses = 0
 
@@ -102,7 +103,9 @@ class MemoryCheckpoints:
         found = self._queries.get(query) or _Query()
         if offset not in found.cursors:
             if len(found.cursors) >= self._queries.maxsize:
-                return  # one query may not outgrow the whole cache
+                # one query may not outgrow the cache: it forgets its lowest offset,
+                # since crawls move forward
+                del found.cursors[found.offsets.pop(0)]
             bisect.insort(found.offsets, offset)
         found.cursors[offset] = cursor
         self._queries[query] = found  # re-weighs it, refreshes its TTL and LRU place

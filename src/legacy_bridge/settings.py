@@ -54,8 +54,12 @@ class Settings(BaseSettings):
                                           "a free upstream slot before 503")
     upstream_max_response_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest "
                                              "upstream answer accepted (else 502)")
+    cursor_cache: str = Field("memory", description="`memory` (per process) or a "
+                              "`redis://host:port/db` URL shared by every replica")
     cursor_cache_size: int = Field(100_000, ge=0, description="Cursor checkpoints kept")
     cursor_cache_ttl: float = Field(600.0, gt=0, description="Seconds a checkpoint is kept")
+    ready_cache_seconds: float = Field(2.0, ge=0, description="How long /readyz reuses its "
+                                       "last upstream check")
     max_walk_requests: int = Field(1000, ge=1, description="Cursor-only requests one deep "
                                    "page may cost before it answers 400 page_too_deep")
     max_url_bytes: int = Field(4096, ge=256, description="Longest request path and query "
@@ -68,6 +72,8 @@ class Settings(BaseSettings):
                            "later comparisons) persist: sqlite:///<path>")
     usage_flush_seconds: float = Field(10.0, gt=0, description="How often counted usage is "
                                        "written to the store")
+    shutdown_timeout: float = Field(20.0, gt=0, description="Seconds in-flight requests may "
+                                    "take to finish after SIGTERM")
     log_level: str = Field("INFO", description="Log level")
 
     def api_key(self) -> str | None:

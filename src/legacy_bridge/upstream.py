@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,9 @@ from legacy_bridge.query import Document
 log = logs.get("legacy_bridge.upstream")
 
 Flight = tuple[str, str, bytes]
+# observe(endpoint, outcome, seconds): one call per request actually sent
+Observer = Callable[[str, str, float], None]
+PROBE = orjson.dumps({"query": "{ __typename }"})
 
 
 def _retry_after(value: str | None) -> str:
@@ -70,8 +75,10 @@ class Policy:
 
 class Upstream:
     def __init__(self, base_url: str, policy: Policy,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 observe: Observer | None = None) -> None:
         self.policy = policy
+        self._observe = observe
         self._base = base_url.rstrip("/")
         self._urls: dict[str, httpx.URL] = {}
         self._client = httpx.AsyncClient(
@@ -153,10 +160,25 @@ class Upstream:
         except TimeoutError:
             raise UpstreamUnavailable("the proxy's upstream queue is full; retry later",
                                       {"Retry-After": "1"}) from None
+        started = time.perf_counter()
+        outcome = "error"
         try:
-            return await self._exchange(endpoint, body, key)
+            data = await self._exchange(endpoint, body, key)
+            outcome = "ok"
+            return data
+        except RateLimited:
+            outcome = "rate_limited"
+            raise
+        except UpstreamTimeout:
+            outcome = "timeout"
+            raise
+        except UpstreamQueryError:
+            outcome = "query_error"
+            raise
         finally:
             self._slots.release()
+            if self._observe is not None:
+                self._observe(endpoint, outcome, time.perf_counter() - started)
 
     async def _exchange(self, endpoint: str, body: bytes, key: str) -> dict[str, Any]:
         self.sent[endpoint] += 1
@@ -199,6 +221,26 @@ class Upstream:
                 raise UpstreamQueryError("the upstream rejected the query")
             raise UpstreamError(f"the upstream answered no data (HTTP {status})")
         return data
+
+    async def probe(self, endpoint: str, key: str | None) -> str:
+        """"ok" when the endpoint answers a trivial query in time, else why not.
+
+        For readiness: never retried, never counted by the breaker. Without a
+        key (passthrough) any answer below 500 means the upstream is there.
+        """
+        headers = {"Content-Type": "application/json"}
+        if key:
+            headers["Authorization"] = f"Token {key}"
+        try:
+            response = await self._client.send(
+                httpx.Request("POST", self._url(endpoint), content=PROBE, headers=headers))
+        except httpx.TimeoutException:
+            return "timeout"
+        except httpx.HTTPError:
+            return "unreachable"
+        if response.status_code == 200 or (not key and response.status_code < 500):
+            return "ok"
+        return f"HTTP {response.status_code}"
 
     async def _read_capped(self, response: httpx.Response) -> bytes:
         cap = self.policy.max_response_bytes

@@ -1,0 +1,65 @@
+"""Prometheus metrics at `/metrics`, with prometheus-client.
+
+Labels are route templates, API names, statuses and outcomes: never a token,
+a plan id or any other request value, so cardinality stays fixed and nothing
+secret can leak into a time series. Cache and coalescing figures are read
+from their owners at scrape time rather than counted twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class _Read(Collector):
+    """Figures kept by other parts (cache, upstream), read when scraped."""
+
+    def __init__(self, read: Callable[[], dict[str, float]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        figures = self._read()
+        yield CounterMetricFamily("bridge_checkpoint_hits", "Pages that started from a "
+                                  "remembered cursor", value=figures["hits"])
+        yield CounterMetricFamily("bridge_checkpoint_misses", "Pages past offset 0 that found "
+                                  "no remembered cursor", value=figures["misses"])
+        yield GaugeMetricFamily("bridge_checkpoints", "Cursor checkpoints held in this "
+                                "process (0 for a shared Redis cache)", value=figures["size"])
+        yield CounterMetricFamily("bridge_checkpoint_cache_failures", "Checkpoint cache "
+                                  "operations that failed (Redis down)",
+                                  value=figures["failures"])
+        yield CounterMetricFamily("bridge_upstream_coalesced", "Upstream requests answered by "
+                                  "an identical one already in flight",
+                                  value=figures["coalesced"])
+
+
+class Metrics:
+    def __init__(self, read: Callable[[], dict[str, float]]) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("bridge_legacy_requests", "Legacy requests answered",
+                                ["route", "status"], registry=self.registry)
+        self.latency = Histogram("bridge_legacy_request_seconds", "Time to answer a legacy "
+                                 "request", ["route"], buckets=BUCKETS, registry=self.registry)
+        self.upstream = Counter("bridge_upstream_requests", "Requests sent upstream",
+                                ["api", "outcome"], registry=self.registry)
+        self.upstream_latency = Histogram("bridge_upstream_request_seconds", "Time for one "
+                                          "upstream answer", ["api"], buckets=BUCKETS,
+                                          registry=self.registry)
+        self.registry.register(_Read(read))
+
+    def legacy(self, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+    def upstream_answer(self, api: str, outcome: str, seconds: float) -> None:
+        self.upstream.labels(api, outcome).inc()
+        self.upstream_latency.labels(api).observe(seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
