@@ -5,6 +5,9 @@
 ARG BASE_IMAGE=python:3.11-slim
 
 FROM ${BASE_IMAGE} AS build
+# A CA bundle for pip where the build must trust a proxy's certificate (mounted
+# into the build; unset otherwise).
+ARG PIP_CERT
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
