@@ -22,6 +22,9 @@ from legacy_bridge import logs, params
 from legacy_bridge.admin import usage_table
 from legacy_bridge.app import compile_route, create_app
 from legacy_bridge.auth import TokenFileError, digest
+from legacy_bridge.crawl import CrawlError, Side, crawl_compare
+from legacy_bridge.crawl import as_json as crawl_json
+from legacy_bridge.crawl import report as crawl_report
 from legacy_bridge.emulator.app import (
     DEMO_API_KEY,
     DEMO_COMPANY_TOKEN,
@@ -30,6 +33,7 @@ from legacy_bridge.emulator.app import (
     create_emulator_app,
 )
 from legacy_bridge.emulator.dataset import DEMO_PLAN_ID, DatasetSpec, empty_plan_id, ensure
+from legacy_bridge.emulator.legacy import DRIFTS
 from legacy_bridge.errors import BridgeError, ConfigError, MappingError
 from legacy_bridge.explain import explain as explain_request
 from legacy_bridge.mapping import bundled_schema, load_mappings
@@ -130,11 +134,18 @@ def _dataset_options(command: Any) -> Any:
 @click.option("--api-key", "api_keys", multiple=True, default=[DEMO_API_KEY],
               show_default=True, help="Accepted `Authorization: Token` keys")
 @click.option("--controls", is_flag=True, help="Serve the /_emulator/ fault and count controls")
+@click.option("--drift", default="", metavar="KINDS",
+              help="Make the legacy v2 side differ in known ways, comma-separated: "
+                   + "; ".join(f"{k} ({v})" for k, v in DRIFTS.items()))
 def emulate(seed: int, learners: int, plans: int, data_dir: Path, host: str, port: int,
-            api_keys: tuple[str, ...], controls: bool) -> None:
+            api_keys: tuple[str, ...], controls: bool, drift: str) -> None:
     """Serve the emulated upstream: three GraphQL APIs, the catalog and legacy v2."""
+    kinds = frozenset(k for k in drift.split(",") if k)
+    if kinds - set(DRIFTS):
+        raise click.BadParameter(f"use some of {', '.join(DRIFTS)}", param_hint="--drift")
     dataset = ensure(DatasetSpec(seed, learners, plans), data_dir)
-    app = create_emulator_app(EmulatorConfig(dataset, tuple(api_keys), controls=controls))
+    app = create_emulator_app(EmulatorConfig(dataset, tuple(api_keys), controls=controls,
+                                             drift=kinds))
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
@@ -268,6 +279,64 @@ def healthcheck() -> None:
     if response.status_code != 200:
         raise click.ClickException(f"not healthy: HTTP {response.status_code}")
     click.echo("healthy")
+
+
+@main.group()
+def compare() -> None:
+    """Side-by-side comparison of the legacy API and the proxy."""
+
+
+@compare.command("crawl")
+@click.option("--legacy-url", required=True, help="Base URL of the legacy v2 API")
+@click.option("--legacy-token", envvar="BRIDGE_COMPARE_LEGACY_TOKEN", required=True,
+              help="Bearer token for the legacy API [env BRIDGE_COMPARE_LEGACY_TOKEN]")
+@click.option("--bridge-url", required=True, help="Base URL of the proxy")
+@click.option("--bridge-token", envvar="BRIDGE_COMPARE_BRIDGE_TOKEN", required=True,
+              help="Bearer token for the proxy [env BRIDGE_COMPARE_BRIDGE_TOKEN]")
+@click.option("--plan", "plan", required=True, help="The plan id to crawl")
+@click.option("--routes", default=None, help="Comma-separated route names (default: all)")
+@click.option("--per-page", default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable result")
+@click.option("--mappings-dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of mapping tables [env BRIDGE_MAPPINGS_DIR]")
+def compare_crawl(legacy_url: str, legacy_token: str, bridge_url: str, bridge_token: str,
+                  plan: str, routes: str | None, per_page: int, as_json: bool,
+                  mappings_dir: Path | None) -> None:
+    """Read every page of a plan from both sides; exit 1 on any difference.
+
+    Records match by each route's identity fields and compare under its noise
+    rules ([compare] in the mapping). E-mails and names are hashed in the output
+    unless BRIDGE_COMPARE_PII=keep.
+    """
+    try:
+        loaded = load_mappings(mappings_dir or Settings().mappings_dir)
+    except MappingError as exc:
+        raise click.ClickException(str(exc)) from None
+    chosen = routes.split(",") if routes else [r.name for r in loaded]
+    unknown = set(chosen) - {r.name for r in loaded}
+    if unknown:
+        raise click.BadParameter(f"unknown {', '.join(sorted(unknown))}",
+                                 param_hint="--routes")
+
+    def progress(route: str, done: int, total: int) -> None:
+        if not as_json:
+            click.echo(f"\r{route}: {done}/{total} pages", nl=False, err=True)
+            if done == total:
+                click.echo(err=True)
+
+    try:
+        results = crawl_compare([r for r in loaded if r.name in chosen],
+                                Side(legacy_url, legacy_token), Side(bridge_url, bridge_token),
+                                plan, per_page, os.environ.get("BRIDGE_COMPARE_PII") == "keep",
+                                progress)
+    except (CrawlError, httpx.HTTPError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(orjson.dumps(crawl_json(results), option=orjson.OPT_INDENT_2))
+    else:
+        click.echo(crawl_report(results))
+    if not all(r.agrees for r in results):
+        sys.exit(1)
 
 
 @main.command("hash-token")

@@ -111,11 +111,22 @@ class RawJoin(_Raw):
     connection: RawConnection = RawConnection()
 
 
+class RawCompare(_Raw):
+    """Noise rules for side-by-side comparison; every entry is a legacy field path."""
+
+    identity: list[str] = []  # match records by these, not by position
+    ignore: list[str] = []  # never compared
+    timestamps: list[str] = []  # compared as instants: Z == +00:00, .000 == none
+    float_tolerance: float = Field(1e-9, ge=0)
+    pii: list[str] = []  # hashed in reports unless BRIDGE_COMPARE_PII=keep
+
+
 class RawMapping(_Raw):
     route: RawRoute
     params: dict[str, RawParam]
     fields: dict[str, str]
     joins: dict[str, RawJoin] = {}
+    compare: RawCompare = RawCompare()
 
 
 # -- what the rest of the proxy sees -----------------------------------------
@@ -186,6 +197,7 @@ class Route:
     joins: Mapping[str, Join]
     node_fields: tuple[str, ...] = field(default=())  # every node field the route reads
     headers: tuple[tuple[str, str], ...] = ()  # added to every answer of the route
+    compare: RawCompare = field(default_factory=RawCompare)
 
     def param_of_type(self, kind: ParamType) -> Param:
         return next(p for p in self.params.values() if p.type == kind)
@@ -464,9 +476,15 @@ class _Checker:
         needed = [f.source for f in fields if f.source]
         for join in joins.values():
             needed += [join.batch_field, *join.match.values()]
+        legacy_paths = {".".join(f.path) for f in fields}
+        for key in ("identity", "ignore", "timestamps", "pii"):
+            for path in getattr(self.raw.compare, key):
+                if path not in legacy_paths:
+                    raise self.fail(f"compare.{key}", f"{path!r} is not a legacy field of "
+                                    "this route", f"use one of: {', '.join(legacy_paths)}")
         return Route(self.file, self.name, r.path, r.api, r.endpoint, conn, r.max_first,
                      params, fields, joins, tuple(dict.fromkeys(needed)),
-                     self.deprecation_headers())
+                     self.deprecation_headers(), self.raw.compare)
 
     def deprecation_headers(self) -> tuple[tuple[str, str], ...]:
         notice = self.raw.route.deprecation

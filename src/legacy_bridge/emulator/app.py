@@ -39,6 +39,7 @@ class EmulatorConfig:
     legacy_tokens: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: {
         DEMO_PLAN_TOKEN: (DEMO_PLAN_ID,), DEMO_COMPANY_TOKEN: ("*",)})
     controls: bool = False
+    drift: frozenset[str] = frozenset()  # see legacy.DRIFTS
     cursor_secret: bytes = field(default_factory=lambda: secrets.token_bytes(16))
 
 
@@ -51,7 +52,7 @@ def create_emulator_app(config: EmulatorConfig) -> Starlette:
     store = Store(config.dataset)
     apis = build_apis(store, CursorCodec(config.cursor_secret))
     controls = Controls(enabled=config.controls)
-    legacy = LegacyApi(store, config.legacy_tokens)
+    legacy = LegacyApi(store, config.legacy_tokens, config.drift)
     keys = frozenset(config.api_keys)
 
     async def graphql(request: Request) -> Response:

@@ -114,11 +114,16 @@ class Store:
                 params.append(value)
         return clauses, params
 
-    def count(self, table: Table, filters: Mapping[str, Any]) -> int:
-        """totalCount after filters; memoised, since the dataset never changes."""
-        cache_key = (table.name, repr(sorted(filters.items())))
+    def count(self, table: Table, filters: Mapping[str, Any], exclude: str = "") -> int:
+        """totalCount after filters; memoised, since the dataset never changes.
+
+        `exclude` is a trusted SQL condition of rows to leave out (legacy drift).
+        """
+        cache_key = (table.name, repr(sorted(filters.items())) + exclude)
         if cache_key not in self._counts:
             clauses, params = self._where(table, filters)
+            if exclude:
+                clauses.append(f"NOT ({exclude})")
             where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
             (n,) = self._db.execute(f"SELECT COUNT(*) FROM {table.name}{where}",
                                     params).fetchone()
@@ -166,10 +171,12 @@ class Store:
 
     def offset_page(self, table: Table, filters: Mapping[str, Any], order_by: str,
                     descending: bool, limit: int, offset: int,
-                    extra_select: str = "") -> list[sqlite3.Row]:
+                    extra_select: str = "", exclude: str = "") -> list[sqlite3.Row]:
         """Rows by OFFSET in the same total order as `page`: the legacy API's way."""
         sort = table.order_keys[order_by]
         clauses, params = self._where(table, filters)
+        if exclude:
+            clauses.append(f"NOT ({exclude})")
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         direction = "DESC" if descending else "ASC"
         sql = (f"SELECT t.*{extra_select} FROM {table.name} t{where} "

@@ -1,0 +1,105 @@
+"""`legacy-bridge compare crawl`: read every page of a plan from both sides and compare.
+
+The cut-over gate: the legacy API and the proxy are read over HTTP, page by
+page, exactly as a legacy client reads them; the records are compared under
+each route's noise rules (`compare.py`). Agreement on every field of every
+record is exit 0; anything else is exit 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from legacy_bridge.compare import RouteComparison, compare_records, redact
+from legacy_bridge.mapping import Route
+
+Progress = Callable[[str, int, int], None]  # (route, pages read, pages in all)
+
+
+@dataclass(frozen=True)
+class Side:
+    base_url: str
+    token: str
+
+
+class CrawlError(Exception):
+    """A side answered something other than a page (bad token, wrong plan, down)."""
+
+
+def _pages(client: httpx.Client, side: Side, path: str, per_page: int, route: str,
+           progress: Progress | None, both: int) -> tuple[list[dict[str, Any]], int]:
+    items: list[dict[str, Any]] = []
+    page = 1
+    while True:
+        response = client.get(f"{side.base_url.rstrip('/')}{path}",
+                              params={"page": page, "per_page": per_page},
+                              headers={"Authorization": f"Bearer {side.token}"})
+        if response.status_code != 200:
+            raise CrawlError(f"{side.base_url}{path} page {page}: HTTP {response.status_code} "
+                             f"{response.text[:200]}")
+        body = response.json()
+        items += body["results"]
+        total = int(body["total"])
+        pages = max(1, -(-total // per_page))
+        if progress is not None:
+            progress(route, page + both, 2 * pages)
+        if page >= pages or not body["results"]:
+            return items, total
+        page += 1
+
+
+def crawl_compare(routes: list[Route], legacy: Side, bridge: Side, plan: str,
+                  per_page: int = 100, keep_pii: bool = False,
+                  progress: Progress | None = None, timeout: float = 60.0,
+                  ) -> list[RouteComparison]:
+    results = []
+    with httpx.Client(timeout=timeout) as client:
+        for route in routes:
+            path = route.path.replace("{planId}", plan)
+            theirs, their_total = _pages(client, legacy, path, per_page, route.name,
+                                         progress, 0)
+            done = max(1, -(-their_total // per_page))
+            ours, our_total = _pages(client, bridge, path, per_page, route.name,
+                                     progress, done)
+            result = compare_records(route.name, theirs, ours, route.compare)
+            if their_total != our_total:
+                result.totals = (their_total, our_total)
+            results.append(result if keep_pii else redact(result, route.compare))
+    return results
+
+
+def report(results: list[RouteComparison]) -> str:
+    """Per route and per field agreement, then the first differences."""
+    lines = []
+    for r in results:
+        verdict = "agree" if r.agrees else "DIFFER"
+        lines.append(f"{r.route}: {verdict} - {r.compared} records compared, "
+                     f"{len(r.legacy_only)} only in legacy, {len(r.bridge_only)} only in "
+                     "bridge" + (f", total {r.totals[0]} (legacy) vs {r.totals[1]} (bridge)"
+                                 if r.totals else ""))
+        lines.append(f"  {'field':<34} {'agree':>8} / {'compared':<8} rate")
+        for path, (agree, compared) in r.fields.items():
+            mark = "" if agree == compared else "  <-"
+            lines.append(f"  {path:<34} {agree:>8} / {compared:<8} "
+                         f"{100 * agree / compared:6.2f}%{mark}")
+        for key in r.legacy_only[:10]:
+            lines.append(f"  only in legacy: {key}")
+        for key in r.bridge_only[:10]:
+            lines.append(f"  only in bridge: {key}")
+        for d in r.differences[:20]:
+            lines.append(f"  {d.record} {d.path}: legacy {d.legacy!r} != bridge {d.bridge!r}")
+        if len(r.differences) > 20:
+            lines.append(f"  ... {len(r.differences) - 20} more differences")
+    return "\n".join(lines)
+
+
+def as_json(results: list[RouteComparison]) -> list[dict[str, Any]]:
+    return [{"route": r.route, "agrees": r.agrees, "compared": r.compared,
+             "legacy_only": r.legacy_only, "bridge_only": r.bridge_only,
+             "totals": list(r.totals) if r.totals else None,
+             "fields": {p: {"agree": a, "compared": c} for p, (a, c) in r.fields.items()},
+             "differences": [d.__dict__ for d in r.differences]} for r in results]

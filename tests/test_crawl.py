@@ -1,0 +1,138 @@
+"""`compare crawl`: full agreement without drift; each kind of drift named exactly."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from starlette.applications import Starlette
+
+from legacy_bridge.cli import main
+from legacy_bridge.compare import compare_records
+from legacy_bridge.emulator.app import DEMO_COMPANY_TOKEN
+from legacy_bridge.emulator.dataset import DEMO_PLAN_ID
+from legacy_bridge.emulator.legacy import SHIFTED_EVERY
+from legacy_bridge.mapping import RawCompare
+from support import MAPPINGS
+
+Serve = Callable[[Starlette], str]
+
+
+def crawl(make_emulator: Callable[..., Starlette], make_proxy: Callable[..., Starlette],
+          serve_http: Serve, drift: frozenset[str], *extra: str,
+          env: dict[str, str] | None = None) -> tuple[Result, list[dict[str, Any]]]:
+    upstream = serve_http(make_emulator(drift=drift))
+    bridge = serve_http(make_proxy(over_http=True, upstream_url=upstream))
+    result = CliRunner().invoke(main, [
+        "compare", "crawl", "--legacy-url", upstream, "--bridge-url", bridge,
+        "--plan", DEMO_PLAN_ID, "--per-page", "100", "--mappings-dir", str(MAPPINGS),
+        "--json", *extra], env={"BRIDGE_COMPARE_LEGACY_TOKEN": DEMO_COMPANY_TOKEN,
+                                "BRIDGE_COMPARE_BRIDGE_TOKEN": DEMO_COMPANY_TOKEN, **(env or {})})
+    return result, json.loads(result.output)
+
+
+def by_route(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {row["route"]: row for row in rows}
+
+
+def test_without_drift_every_route_agrees_on_every_field(
+        make_emulator: Callable[..., Starlette], make_proxy: Callable[..., Starlette],
+        serve_http: Serve) -> None:
+    result, rows = crawl(make_emulator, make_proxy, serve_http, frozenset())
+    assert result.exit_code == 0
+    for row in rows:
+        assert row["agrees"] and row["compared"] > 0
+        assert all(f["agree"] == f["compared"] for f in row["fields"].values())
+    assert set(by_route(rows)) == {"progress", "users", "assessment-attempts"}
+
+
+def test_renamed_enum_value_is_named_on_its_path_and_records_only(
+        make_emulator: Callable[..., Starlette], make_proxy: Callable[..., Starlette],
+        serve_http: Serve) -> None:
+    result, rows = crawl(make_emulator, make_proxy, serve_http, frozenset({"enum"}),
+                         env={"BRIDGE_COMPARE_PII": "keep"})
+    routes = by_route(rows)
+    assert result.exit_code == 1
+    assert routes["users"]["agrees"] and routes["assessment-attempts"]["agrees"]
+    progress = routes["progress"]
+    assert {d["path"] for d in progress["differences"]} == {"stats.status"}
+    assert {(d["legacy"], d["bridge"]) for d in progress["differences"]} == {
+        ("static-access", "static_access")}
+    drifted = progress["fields"]["stats.status"]
+    assert drifted["compared"] - drifted["agree"] == len(progress["differences"]) > 0
+    assert not progress["legacy_only"] and not progress["bridge_only"]
+
+
+def test_shifted_timestamp_is_named_on_its_path_and_records_only(
+        make_emulator: Callable[..., Starlette], make_proxy: Callable[..., Starlette],
+        serve_http: Serve) -> None:
+    result, rows = crawl(make_emulator, make_proxy, serve_http, frozenset({"timestamp"}))
+    routes = by_route(rows)
+    assert result.exit_code == 1
+    assert routes["users"]["agrees"] and routes["progress"]["agrees"]
+    differences = routes["assessment-attempts"]["differences"]
+    assert {d["path"] for d in differences} == {"started_at"}
+    assert differences and all(int(d["record"].removeprefix("att-")) % SHIFTED_EVERY == 0
+                               for d in differences)
+
+
+def test_missing_record_is_named_and_nothing_else(
+        make_emulator: Callable[..., Starlette], make_proxy: Callable[..., Starlette],
+        serve_http: Serve) -> None:
+    result, rows = crawl(make_emulator, make_proxy, serve_http, frozenset({"missing"}))
+    routes = by_route(rows)
+    assert result.exit_code == 1
+    assert routes["progress"]["agrees"] and routes["assessment-attempts"]["agrees"]
+    users = routes["users"]
+    assert users["legacy_only"] == [] and len(users["bridge_only"]) == 1
+    assert users["differences"] == []
+    assert users["totals"][1] - users["totals"][0] == 1
+
+
+def test_personal_data_is_hashed_in_the_report_by_default(
+        make_emulator: Callable[..., Starlette], make_proxy: Callable[..., Starlette],
+        serve_http: Serve) -> None:
+    _, rows = crawl(make_emulator, make_proxy, serve_http, frozenset({"enum"}),
+                    "--routes", "progress")
+    (progress,) = rows
+    assert all(d["record"].startswith("sha256:") and "@" not in d["record"]
+               for d in progress["differences"])
+
+
+def test_table_output_and_unknown_route(
+        make_emulator: Callable[..., Starlette], make_proxy: Callable[..., Starlette],
+        serve_http: Serve) -> None:
+    upstream = serve_http(make_emulator())
+    result = CliRunner().invoke(main, [
+        "compare", "crawl", "--legacy-url", upstream, "--bridge-url", upstream,
+        "--legacy-token", DEMO_COMPANY_TOKEN, "--bridge-token", DEMO_COMPANY_TOKEN,
+        "--plan", DEMO_PLAN_ID, "--routes", "users", "--mappings-dir", str(MAPPINGS)])
+    assert result.exit_code == 0
+    assert "users: agree" in result.output and "100.00%" in result.output
+    bad = CliRunner().invoke(main, [
+        "compare", "crawl", "--legacy-url", upstream, "--bridge-url", upstream,
+        "--legacy-token", "t", "--bridge-token", "t", "--plan", DEMO_PLAN_ID,
+        "--routes", "nope", "--mappings-dir", str(MAPPINGS)])
+    assert bad.exit_code == 2
+
+
+@pytest.mark.parametrize(("left", "right", "path", "equal"), [
+    ("2026-03-10T14:30:00Z", "2026-03-10T14:30:00+00:00", "t", True),
+    ("2026-03-10T14:30:00Z", "2026-03-10T14:30:00.000Z", "t", True),
+    ("2026-03-10T14:30:00Z", "2026-03-10T14:30:01Z", "t", False),
+    (65.0, 65.0000000001, "x", True),
+    (65.0, 65, "x", False),  # the legacy writes floats: 65 is a different spelling
+    (None, "<absent>", "x", False),
+])
+def test_noise_rules(left: Any, right: Any, path: str, equal: bool) -> None:
+    rules = RawCompare(timestamps=["t"], float_tolerance=1e-6)
+    result = compare_records("r", [{path: left}], [{path: right}], rules)
+    assert result.agrees is equal
+
+
+def test_key_order_is_part_of_the_shape() -> None:
+    result = compare_records("r", [{"a": 1, "b": 2}], [{"b": 2, "a": 1}], RawCompare())
+    assert [d.path for d in result.differences] == ["(key order)"]
