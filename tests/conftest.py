@@ -102,7 +102,7 @@ def make_proxy(emulator_app: Starlette, tokens_file: Path,
             "store_url": f"sqlite:///{tmp_path}/store.sqlite3",
             "admin_token": SecretStr(ADMIN_TOKEN), **overrides})
         transport = None if over_http else httpx.ASGITransport(app=emulator_app)
-        return create_app(settings, transport=transport)
+        return create_app(settings, transport=transport, legacy_transport=transport)
 
     return make
 

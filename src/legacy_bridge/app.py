@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -35,12 +36,15 @@ from legacy_bridge.errors import (
     InvalidParameter,
     MethodNotAllowed,
     NotFound,
+    RateLimited,
     UpstreamError,
     UpstreamTimeout,
+    UpstreamUnavailable,
 )
 from legacy_bridge.joins import join_values
 from legacy_bridge.mapping import Connection, Join, Route, VariablePath, load_mappings
 from legacy_bridge.metrics import Metrics
+from legacy_bridge.modes import LegacyRelay, Reply, Shadow, ShadowJob
 from legacy_bridge.pagination import Answer, Fetch, MemoryCheckpoints, query_key, read_page
 from legacy_bridge.query import Document, connection_document, input_variables
 from legacy_bridge.redis_cache import RedisCheckpoints
@@ -116,6 +120,9 @@ class RequestLog:
             logs.current.reset(token)
 
 
+log = logs.get("legacy_bridge.app")
+
+
 def _operation_name(*parts: str) -> str:
     return "".join(p.replace("-", " ").title().replace(" ", "") for p in ("legacy", *parts))
 
@@ -182,7 +189,8 @@ def _answer(data: dict[str, Any], conn: Connection, with_nodes: bool) -> Answer:
 
 class Bridge:
     def __init__(self, settings: Settings, routes: list[Route], authenticator: Authenticator,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 legacy_transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
         self.routes = [compile_route(r) for r in routes]
         self.auth = authenticator
@@ -202,10 +210,68 @@ class Bridge:
             breaker_reset=settings.breaker_reset, concurrency=settings.upstream_concurrency,
             queue_timeout=settings.upstream_queue_timeout,
             max_response_bytes=settings.upstream_max_response_bytes), transport, observe)
-        self.usage = Usage(Store(settings.store_url))
+        store = Store(settings.store_url, settings.compare_keep, settings.compare_keep_days)
+        self.usage = Usage(store)
+        self.shadow = Shadow(store, self.metrics, settings.shadow_queue_size,
+                             settings.shadow_sample_rate)
+        self.legacy: LegacyRelay | None = None
+        if settings.legacy_url:
+            self.legacy = LegacyRelay(settings.legacy_url, settings.total_deadline,
+                                      legacy_transport)
+        modes = {c.route.mode or settings.mode for c in self.routes}
+        if modes - {"graphql"} and self.legacy is None:
+            raise ConfigError(f"BRIDGE_LEGACY_URL is required for mode "
+                              f"{', '.join(sorted(modes - {'graphql'}))}")
         self._ready: tuple[float, bool, dict[str, str]] | None = None
 
-    async def serve(self, request: Request, compiled: CompiledRoute) -> Response:
+    async def dispatch(self, request: Request, compiled: CompiledRoute) -> Response:
+        """The route's migration mode decides who answers (see modes.py)."""
+        mode = compiled.route.mode or self.settings.mode
+        if mode == "graphql":
+            return await self.serve(request, compiled)
+        assert self.legacy is not None  # checked at start-up
+        if mode == "legacy":
+            return await self.legacy.stream(request)
+        if mode == "graphql-fallback":
+            try:
+                return await self.serve(request, compiled)
+            except (UpstreamError, UpstreamUnavailable, UpstreamTimeout, RateLimited) as exc:
+                self.metrics.fallbacks.labels(compiled.route.name).inc()
+                log.warning("translation failed upstream; answered from legacy",
+                            route=compiled.route.name, code=exc.code)
+                answer, headers = await self.legacy.fetch(request)
+                return Response(answer.body, answer.status, headers)
+        return await self._shadowed(request, compiled)
+
+    async def _shadowed(self, request: Request, compiled: CompiledRoute) -> Response:
+        legacy = self.legacy
+        assert legacy is not None
+
+        async def translated() -> Reply:
+            try:
+                response = await self.serve(request, compiled, count_usage=False)
+            except BridgeError as exc:
+                return Reply(exc.status, orjson.dumps(exc.body()))
+            return Reply(response.status_code, bytes(response.body))
+
+        async def relayed() -> Reply:
+            return (await legacy.fetch(request))[0]
+
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if self.settings.shadow_primary == "legacy":
+            answer, headers = await legacy.fetch(request)
+            response = Response(answer.body, answer.status, headers)
+            other = translated
+        else:
+            response = await self.serve(request, compiled)
+            answer = Reply(response.status_code, bytes(response.body))
+            other = relayed
+        self.shadow.offer(ShadowJob(compiled.route, target, self.settings.shadow_primary,
+                                    answer, other))
+        return response
+
+    async def serve(self, request: Request, compiled: CompiledRoute,
+                    count_usage: bool = True) -> Response:
         route = compiled.route
         # validate: token, then parameters, then plan scope; nothing went upstream yet
         client = self.auth.client(request.headers.get("authorization"))
@@ -229,8 +295,10 @@ class Bridge:
         # rewrite -> respond
         results = [compiled.rewriter.item(node, extra)
                    for node, extra in zip(page.nodes, joined, strict=True)]
-        self.usage.record(client.label, route.name, [p for p in query if p in route.params],
-                          _returned_fields(compiled, results))
+        if count_usage:
+            self.usage.record(client.label, route.name,
+                              [p for p in query if p in route.params],
+                              _returned_fields(compiled, results))
         return json_response({"results": results, "total": page.total,
                               "page": legacy.page, "per_page": legacy.per_page})
 
@@ -294,7 +362,7 @@ class Bridge:
 
     def endpoint(self, compiled: CompiledRoute) -> Any:
         async def handle(request: Request) -> Response:
-            return await self.serve(request, compiled)
+            return await self.dispatch(request, compiled)
 
         return handle
 
@@ -335,10 +403,11 @@ def _authenticator(settings: Settings) -> Authenticator:
     return Authenticator("tokens", load_tokens(settings.tokens_file), key)
 
 
-def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
+def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = None,
+               legacy_transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
     """The proxy, with its mappings loaded and checked; raises MappingError or ConfigError."""
     bridge = Bridge(settings, load_mappings(settings.mappings_dir), _authenticator(settings),
-                    transport)
+                    transport, legacy_transport)
 
     description = json_response(openapi.document([c.route for c in bridge.routes]))
 
@@ -359,11 +428,16 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         flusher = asyncio.create_task(bridge.usage.run(settings.usage_flush_seconds))
+        shadow = asyncio.create_task(bridge.shadow.run())
         yield
+        await bridge.shadow.drain(settings.shutdown_timeout / 2)
+        shadow.cancel()
         flusher.cancel()
         await bridge.usage.flush()
         bridge.usage.store.close()
         await bridge.upstream.aclose()
+        if bridge.legacy is not None:
+            await bridge.legacy.aclose()
         if isinstance(bridge.checkpoints, RedisCheckpoints):
             await bridge.checkpoints.aclose()
 

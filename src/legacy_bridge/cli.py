@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -337,6 +338,40 @@ def compare_crawl(legacy_url: str, legacy_token: str, bridge_url: str, bridge_to
         click.echo(crawl_report(results))
     if not all(r.agrees for r in results):
         sys.exit(1)
+
+
+@compare.command("gate")
+@click.option("--store-url", default=None, help="[env BRIDGE_STORE_URL]")
+@click.option("--window", default=3600.0, show_default=True, help="Seconds to look back")
+@click.option("--threshold", default=0.0, show_default=True,
+              help="Highest mismatch rate that passes (0.001 = 0.1%)")
+@click.option("--min-comparisons", default=1, show_default=True,
+              help="Fewer comparisons than this in the window fail the route")
+@click.option("--routes", default=None, help="Comma-separated routes (default: all seen)")
+def compare_gate(store_url: str | None, window: float, threshold: float,
+                 min_comparisons: int, routes: str | None) -> None:
+    """Per route, is the shadow mismatch rate over the window under the threshold?
+
+    Exit 0 when every route passes: a team can script the promotion
+    legacy -> shadow -> graphql-fallback -> graphql on it.
+    """
+    store = Store(store_url or Settings().store_url)
+    since = (datetime.now(UTC) - timedelta(seconds=window)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    rows = store.comparisons(since)
+    store.close()
+    names = routes.split(",") if routes else sorted({r.route for r in rows})
+    failed = not names
+    for name in names:
+        mine = [r for r in rows if r.route == name]
+        differ = sum(not r.agrees for r in mine)
+        rate = differ / len(mine) if mine else 1.0
+        ok = len(mine) >= min_comparisons and rate <= threshold
+        failed |= not ok
+        click.echo(f"{'PASS' if ok else 'FAIL'}  {name:<22} {len(mine):>7} comparisons  "
+                   f"{differ:>6} differ  {100 * rate:7.3f}% (threshold {100 * threshold:g}%)")
+    if not names:
+        click.echo("FAIL  no comparisons in the window")
+    sys.exit(1 if failed else 0)
 
 
 @main.command("hash-token")

@@ -75,6 +75,7 @@ class RawRoute(_Raw):
     after_variable: str = "after"
     connection: RawConnection = RawConnection()
     deprecation: RawDeprecation | None = None
+    mode: Literal["graphql", "legacy", "shadow", "graphql-fallback"] | None = None
 
 
 class RawParam(_Raw):
@@ -198,6 +199,7 @@ class Route:
     node_fields: tuple[str, ...] = field(default=())  # every node field the route reads
     headers: tuple[tuple[str, str], ...] = ()  # added to every answer of the route
     compare: RawCompare = field(default_factory=RawCompare)
+    mode: str | None = None  # overrides BRIDGE_MODE for this route
 
     def param_of_type(self, kind: ParamType) -> Param:
         return next(p for p in self.params.values() if p.type == kind)
@@ -484,7 +486,7 @@ class _Checker:
                                     "this route", f"use one of: {', '.join(legacy_paths)}")
         return Route(self.file, self.name, r.path, r.api, r.endpoint, conn, r.max_first,
                      params, fields, joins, tuple(dict.fromkeys(needed)),
-                     self.deprecation_headers(), self.raw.compare)
+                     self.deprecation_headers(), self.raw.compare, r.mode)
 
     def deprecation_headers(self) -> tuple[tuple[str, str], ...]:
         notice = self.raw.route.deprecation

@@ -51,6 +51,17 @@ class Metrics:
         self.upstream_latency = Histogram("bridge_upstream_request_seconds", "Time for one "
                                           "upstream answer", ["api"], buckets=BUCKETS,
                                           registry=self.registry)
+        self.comparisons = Counter("bridge_comparisons", "Shadow comparisons made",
+                                   ["route", "result"], registry=self.registry)
+        self.mismatches = Counter("bridge_comparison_mismatches", "Shadow comparisons that "
+                                  "differed, by legacy field path", ["route", "field"],
+                                  registry=self.registry)
+        self.shadow_dropped = Counter("bridge_shadow_dropped", "Shadow comparisons dropped "
+                                      "because the queue was full", ["route"],
+                                      registry=self.registry)
+        self.fallbacks = Counter("bridge_fallbacks", "Answers taken from the legacy API "
+                                 "after the translation failed upstream", ["route"],
+                                 registry=self.registry)
         self.registry.register(_Read(read))
 
     def legacy(self, route: str, status: int, seconds: float) -> None:

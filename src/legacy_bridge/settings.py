@@ -66,6 +66,19 @@ class Settings(BaseSettings):
                                "accepted (else 400)")
     max_header_bytes: int = Field(8192, ge=1024, description="Largest total of request "
                                   "headers accepted (else 400)")
+    mode: Literal["graphql", "legacy", "shadow", "graphql-fallback"] = Field(
+        "graphql", description="How routes answer (a mapping's [route] mode overrides): "
+                               "graphql, legacy, shadow, graphql-fallback")
+    legacy_url: str | None = Field(None, description="Base URL of the legacy v2 API (legacy, "
+                                   "shadow and graphql-fallback modes)")
+    shadow_primary: Literal["legacy", "graphql"] = Field(
+        "legacy", description="In shadow mode, the side that answers the client")
+    shadow_sample_rate: float = Field(1.0, ge=0, le=1, description="Share of requests "
+                                      "compared in shadow mode")
+    shadow_queue_size: int = Field(1000, ge=1, description="Shadow comparisons waiting at "
+                                   "most; more are dropped (counted)")
+    compare_keep: int = Field(100_000, ge=1, description="Comparisons kept in the store")
+    compare_keep_days: float = Field(30.0, gt=0, description="Days comparisons are kept")
     admin_token: SecretStr | None = Field(None, description="Bearer token that opens the "
                                           "/_bridge/ pages (shut when unset)")
     store_url: str = Field("sqlite:///.data/bridge.sqlite3", description="Where usage (and "

@@ -1,5 +1,5 @@
-"""Where the proxy keeps what must survive a restart: the usage report (and, next,
-the comparison diffs). SQLite by default (`BRIDGE_STORE_URL=sqlite:///path`).
+"""Where the proxy keeps what must survive a restart: the usage report and the
+shadow comparisons. SQLite (`BRIDGE_STORE_URL=sqlite:///path`).
 
 Writes are batched by their callers and run in a worker thread; the request
 path never waits on this file.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from legacy_bridge.errors import ConfigError
@@ -20,6 +21,12 @@ CREATE TABLE IF NOT EXISTS usage (
   count INTEGER NOT NULL, last_seen TEXT NOT NULL,
   PRIMARY KEY (client, route, kind, name)
 );
+CREATE TABLE IF NOT EXISTS comparisons (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, route TEXT NOT NULL,
+  request TEXT NOT NULL, legacy_status INTEGER NOT NULL, bridge_status INTEGER NOT NULL,
+  agrees INTEGER NOT NULL, differences TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_comparisons_route_at ON comparisons (route, at);
 """
 
 
@@ -33,8 +40,22 @@ class UsageRow:
     last_seen: str  # RFC 3339, UTC
 
 
+@dataclass(frozen=True)
+class ComparisonRow:
+    at: str  # RFC 3339 with microseconds, UTC
+    route: str
+    request: str  # path and query; tokens travel in headers and are never stored
+    legacy_status: int
+    bridge_status: int
+    agrees: bool
+    differences: str  # JSON list of {record, path, legacy, bridge}, PII hashed
+
+
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, keep_comparisons: int = 100_000,
+                 keep_days: float = 30.0) -> None:
+        self.keep_comparisons = keep_comparisons
+        self.keep_days = keep_days
         if not url.startswith("sqlite:///"):
             raise ConfigError(f"BRIDGE_STORE_URL must be sqlite:///<path> (got a "
                               f"{url.split(':', 1)[0]!r} URL)")
@@ -62,3 +83,27 @@ class Store:
             rows = self._db.execute("SELECT * FROM usage ORDER BY client, route, kind, "
                                     "count DESC, name").fetchall()
         return [UsageRow(*row) for row in rows]
+
+    def add_comparison(self, row: ComparisonRow) -> None:
+        cutoff = (datetime.now(UTC) - timedelta(days=self.keep_days)).strftime(
+            "%Y-%m-%dT%H:%M:%S.%fZ")
+        with self._lock, self._db:
+            self._db.execute("INSERT INTO comparisons (at, route, request, legacy_status, "
+                             "bridge_status, agrees, differences) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             (row.at, row.route, row.request, row.legacy_status,
+                              row.bridge_status, int(row.agrees), row.differences))
+            # retention: by age, and by count (newest kept)
+            self._db.execute("DELETE FROM comparisons WHERE at < ?", (cutoff,))
+            self._db.execute("DELETE FROM comparisons WHERE id <= (SELECT MAX(id) FROM "
+                             "comparisons) - ?", (self.keep_comparisons,))
+
+    def comparisons(self, since: str = "", route: str | None = None) -> list[ComparisonRow]:
+        sql = ("SELECT at, route, request, legacy_status, bridge_status, agrees, differences "
+               "FROM comparisons WHERE at >= ?")
+        args: list[object] = [since]
+        if route is not None:
+            sql += " AND route = ?"
+            args.append(route)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
+        return [ComparisonRow(a, r, q, ls, bs, bool(ok), d) for a, r, q, ls, bs, ok, d in rows]

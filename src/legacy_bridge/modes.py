@@ -1,0 +1,172 @@
+"""The migration modes of a route: legacy relay and shadow comparison.
+
+    legacy            plain reverse proxy to BRIDGE_LEGACY_URL (day zero)
+    shadow            answer from one side, replay to the other in the background,
+                      compare, store the diff
+    graphql-fallback  answer from the translation; from the legacy API when the
+                      translation fails upstream
+    graphql           the translation only (the default)
+
+The client's latency never includes the shadow call: shadow work goes into a
+bounded queue, sampled, and a full queue drops the comparison (counted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from legacy_bridge import logs
+from legacy_bridge.compare import compare_records, leaves, redact, same
+from legacy_bridge.mapping import Route
+from legacy_bridge.metrics import Metrics
+from legacy_bridge.store import ComparisonRow, Store
+
+log = logs.get("legacy_bridge.modes")
+
+MODES = ("graphql", "legacy", "shadow", "graphql-fallback")
+# hop-by-hop headers (RFC 9110 7.6.1) are the connection's, not the message's
+HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+       "trailer", "transfer-encoding", "upgrade", "host"}
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes
+
+
+class LegacyRelay:
+    """The old API behind the proxy, headers kept, for `legacy` and fallbacks."""
+
+    def __init__(self, base_url: str, timeout: float,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout,
+                                         transport=transport)
+
+    def _request(self, request: Request) -> httpx.Request:
+        headers = [(k, v) for k, v in request.headers.raw if k.decode().lower() not in HOP]
+        return self._client.build_request(request.method, request.url.path,
+                                          params=request.url.query, headers=headers)
+
+    async def stream(self, request: Request) -> Response:
+        upstream = await self._client.send(self._request(request), stream=True)
+        headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP}
+        return StreamingResponse(upstream.aiter_raw(), upstream.status_code, headers,
+                                 background=BackgroundTask(upstream.aclose))
+
+    async def fetch(self, request: Request) -> tuple[Reply, dict[str, str]]:
+        upstream = await self._client.send(self._request(request))
+        headers = {k: v for k, v in upstream.headers.items()
+                   if k.lower() not in HOP | {"content-length", "content-encoding"}}
+        return Reply(upstream.status_code, upstream.content), headers
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def diff_answers(route: Route, legacy: Reply, bridge: Reply) -> tuple[bool, list[dict[str,
+                                                                                   Any]]]:
+    """Differences between two answers to one request: status, envelope, records."""
+    differences: list[dict[str, Any]] = []
+    if legacy.status != bridge.status:
+        differences.append({"record": "", "path": "(status)", "legacy": legacy.status,
+                            "bridge": bridge.status})
+    try:
+        theirs, ours = orjson.loads(legacy.body), orjson.loads(bridge.body)
+    except orjson.JSONDecodeError:
+        same_bytes = legacy.body == bridge.body
+        if not same_bytes:
+            differences.append({"record": "", "path": "(body)", "legacy": "not JSON",
+                                "bridge": "not JSON"})
+        return not differences, differences
+    if isinstance(theirs, dict) and isinstance(ours, dict) \
+            and isinstance(theirs.get("results"), list) and isinstance(ours.get("results"), list):
+        result = redact(compare_records(route.name, theirs.pop("results"),
+                                        ours.pop("results"), route.compare), route.compare)
+        differences += [{"record": k, "path": "(record)", "legacy": "present",
+                         "bridge": "absent"} for k in result.legacy_only]
+        differences += [{"record": k, "path": "(record)", "legacy": "absent",
+                         "bridge": "present"} for k in result.bridge_only]
+        differences += [d.__dict__ for d in result.differences]
+    if isinstance(theirs, dict) and isinstance(ours, dict):
+        a, b = dict(leaves(theirs)), dict(leaves(ours))
+        for path in dict.fromkeys([*a, *b]):
+            if not same(a.get(path, "<absent>"), b.get(path, "<absent>"), path, route.compare):
+                differences.append({"record": "", "path": path, "legacy": a.get(path),
+                                    "bridge": b.get(path)})
+    elif theirs != ours:
+        differences.append({"record": "", "path": "(body)", "legacy": theirs, "bridge": ours})
+    return not differences, differences
+
+
+@dataclass(frozen=True)
+class ShadowJob:
+    route: Route
+    request: str  # path and query: no token travels with it
+    primary: str  # "legacy" or "graphql"
+    answer: Reply
+    other: Callable[[], Awaitable[Reply]]
+
+
+class Shadow:
+    """The bounded background queue of shadow comparisons and its worker."""
+
+    def __init__(self, store: Store, metrics: Metrics, size: int, sample_rate: float) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.sample_rate = sample_rate
+        self.queue: asyncio.Queue[ShadowJob] = asyncio.Queue(maxsize=max(size, 1))
+        self.dropped = 0
+        self.done = 0
+
+    def offer(self, job: ShadowJob) -> None:
+        if random.random() >= self.sample_rate:
+            return
+        try:
+            self.queue.put_nowait(job)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            self.metrics.shadow_dropped.labels(job.route.name).inc()
+
+    async def run(self) -> None:
+        while True:
+            job = await self.queue.get()
+            try:
+                await self._compare(job)
+            except Exception as exc:  # a failed comparison must not stop the worker
+                log.warning("shadow comparison failed", route=job.route.name,
+                            error=type(exc).__name__)
+            finally:
+                self.queue.task_done()
+
+    async def _compare(self, job: ShadowJob) -> None:
+        other = await job.other()
+        legacy, bridge = ((job.answer, other) if job.primary == "legacy"
+                          else (other, job.answer))
+        agrees, differences = diff_answers(job.route, legacy, bridge)
+        self.metrics.comparisons.labels(job.route.name, "agree" if agrees else "differ").inc()
+        for path in {d["path"] for d in differences}:
+            self.metrics.mismatches.labels(job.route.name, path).inc()
+        row = ComparisonRow(datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                            job.route.name, job.request, legacy.status, bridge.status,
+                            agrees, orjson.dumps(differences[:100]).decode())
+        await asyncio.to_thread(self.store.add_comparison, row)
+        self.done += 1
+
+    async def drain(self, within: float) -> None:
+        """Finish queued comparisons at shutdown, but never wait past `within` seconds."""
+        try:
+            await asyncio.wait_for(self.queue.join(), within)
+        except TimeoutError:
+            log.warning("shadow queue not drained at shutdown", left=self.queue.qsize())

@@ -1,0 +1,133 @@
+"""Migration modes: legacy relay, graphql-fallback, shadow comparisons, and the gate."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from pydantic import SecretStr
+from starlette.applications import Starlette
+
+from legacy_bridge.app import create_app
+from legacy_bridge.cli import main
+from legacy_bridge.emulator.app import DEMO_API_KEY
+from legacy_bridge.errors import ConfigError
+from legacy_bridge.settings import Settings
+from support import ADMIN_TOKEN, MAPPINGS, legacy
+
+
+def client_for(app: Starlette) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://proxy")
+
+
+async def test_legacy_mode_relays_the_old_api_byte_for_byte(
+        make_proxy: Callable[..., Starlette], emulator: httpx.AsyncClient,
+        upstream_counts: Callable[[], dict[str, int]]) -> None:
+    app = make_proxy(mode="legacy", legacy_url="http://upstream")
+    async with client_for(app) as proxy:
+        for query, headers in (("per_page=3", None), ("page=0", None), ("", {})):
+            ours = await legacy(proxy, "users", query, headers=headers)
+            theirs = await legacy(emulator, "users", query, headers=headers)
+            assert (ours.status_code, ours.content) == (theirs.status_code, theirs.content)
+            assert ours.headers["content-type"] == theirs.headers["content-type"]
+    assert upstream_counts() == {}  # GraphQL untouched
+
+
+async def test_fallback_answers_from_legacy_when_the_translation_fails(
+        make_proxy: Callable[..., Starlette], emulator: httpx.AsyncClient) -> None:
+    app = make_proxy(mode="graphql-fallback", legacy_url="http://upstream", upstream_retries=0)
+    async with client_for(app) as proxy:
+        healthy = await legacy(proxy, "users", "per_page=4")
+        await emulator.post("/_emulator/faults", json={"kind": "http_500"})
+        fallen = await legacy(proxy, "users", "per_page=4")
+        metrics = (await proxy.get("/metrics")).text
+    reference = await legacy(emulator, "users", "per_page=4")
+    assert healthy.json() == fallen.json() == reference.json()
+    assert 'bridge_fallbacks_total{route="users"} 1.0' in metrics
+
+
+async def test_shadow_answers_from_the_primary_without_waiting_for_the_slow_side(
+        make_proxy: Callable[..., Starlette], emulator: httpx.AsyncClient) -> None:
+    app = make_proxy(mode="shadow", legacy_url="http://upstream")
+    bridge = app.state.bridge
+    await emulator.post("/_emulator/latency", json={"ms": 300})  # the GraphQL side only
+    async with app.router.lifespan_context(app), client_for(app) as proxy:
+        response = await legacy(proxy, "progress", "per_page=20")
+        assert response.status_code == 200
+        assert bridge.shadow.done == 0  # answered before the comparison ran
+        await bridge.shadow.queue.join()
+        rows = bridge.usage.store.comparisons()
+    assert [(r.route, r.agrees, r.legacy_status, r.bridge_status) for r in rows] == [
+        ("progress", True, 200, 200)]
+    assert rows[0].request.startswith("/api/v2/plans/") and "per_page=20" in rows[0].request
+
+
+async def test_shadow_records_the_drifted_fields(
+        make_emulator: Callable[..., Starlette], tmp_path: Path, tokens_file: Path) -> None:
+    drifted = make_emulator(drift=frozenset({"enum"}))
+    transport = httpx.ASGITransport(app=drifted)
+    settings = Settings(upstream_url="http://upstream", legacy_url="http://upstream",
+                        upstream_api_key=SecretStr(DEMO_API_KEY), tokens_file=tokens_file,
+                        mappings_dir=MAPPINGS, mode="shadow", shadow_primary="graphql",
+                        store_url=f"sqlite:///{tmp_path}/s.sqlite3",
+                        admin_token=SecretStr(ADMIN_TOKEN))
+    app = create_app(settings, transport=transport, legacy_transport=transport)
+    async with app.router.lifespan_context(app), client_for(app) as proxy:
+        for page in range(1, 5):
+            await legacy(proxy, "progress", f"page={page}&per_page=100",
+                         headers={"Authorization": "Bearer demo-company-token"})
+        await app.state.bridge.shadow.queue.join()
+        metrics = (await proxy.get("/metrics")).text
+        rows = app.state.bridge.usage.store.comparisons(route="progress")
+    differing = [r for r in rows if not r.agrees]
+    assert differing
+    paths = {d["path"] for r in differing for d in json.loads(r.differences)}
+    assert paths == {"stats.status"}
+    assert 'bridge_comparison_mismatches_total{field="stats.status",route="progress"}' in metrics
+
+
+async def test_full_shadow_queue_drops_and_counts(
+        make_proxy: Callable[..., Starlette], emulator: httpx.AsyncClient) -> None:
+    app = make_proxy(mode="shadow", legacy_url="http://upstream", shadow_queue_size=1)
+    await emulator.post("/_emulator/latency", json={"ms": 200})
+    async with app.router.lifespan_context(app), client_for(app) as proxy:
+        for size in (1, 2, 3, 4):
+            assert (await legacy(proxy, "users", f"per_page={size}")).status_code == 200
+        dropped = app.state.bridge.shadow.dropped
+        metrics = (await proxy.get("/metrics")).text
+    assert dropped >= 1
+    assert f'bridge_shadow_dropped_total{{route="users"}} {float(dropped)}' in metrics
+
+
+def test_modes_that_need_the_legacy_api_refuse_to_start_without_it(
+        make_proxy: Callable[..., Starlette]) -> None:
+    with pytest.raises(ConfigError, match="BRIDGE_LEGACY_URL is required"):
+        make_proxy(mode="shadow")
+
+
+async def test_gate_passes_clean_routes_and_fails_drifting_ones(
+        make_emulator: Callable[..., Starlette], tmp_path: Path, tokens_file: Path) -> None:
+    store = f"sqlite:///{tmp_path}/gate.sqlite3"
+    drifted = make_emulator(drift=frozenset({"enum"}))
+    transport = httpx.ASGITransport(app=drifted)
+    settings = Settings(upstream_url="http://upstream", legacy_url="http://upstream",
+                        upstream_api_key=SecretStr(DEMO_API_KEY), tokens_file=tokens_file,
+                        mappings_dir=MAPPINGS, mode="shadow", store_url=store)
+    app = create_app(settings, transport=transport, legacy_transport=transport)
+    async with app.router.lifespan_context(app), client_for(app) as proxy:
+        for route in ("users", "progress"):
+            for page in (1, 2, 3):
+                await legacy(proxy, route, f"page={page}&per_page=100",
+                             headers={"Authorization": "Bearer demo-company-token"})
+        await app.state.bridge.shadow.queue.join()
+    result = CliRunner().invoke(main, ["compare", "gate", "--store-url", store])
+    assert result.exit_code == 1
+    lines = {line.split()[1]: line.split()[0] for line in result.output.splitlines()}
+    assert lines == {"progress": "FAIL", "users": "PASS"}
+    users_only = CliRunner().invoke(main, ["compare", "gate", "--store-url", store,
+                                           "--routes", "users"])
+    assert users_only.exit_code == 0
