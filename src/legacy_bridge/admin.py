@@ -1,4 +1,4 @@
-"""The `/_bridge/` pages: explain and usage, for the team running the migration.
+"""The `/_bridge/` pages: compare, explain and usage, for the team running the migration.
 
 Every page needs the admin token (`BRIDGE_ADMIN_TOKEN`, as `Authorization:
 Bearer`); with none set they stay shut. A legacy token never opens them.
@@ -6,6 +6,7 @@ Bearer`); with none set they stay shut. A legacy token never opens them.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import html
 from typing import TYPE_CHECKING
@@ -15,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route, compile_path
 
-from legacy_bridge import params
+from legacy_bridge import params, report
 from legacy_bridge.auth import bearer, digest
 from legacy_bridge.errors import InvalidParameter, NotFound, Unauthorized
 from legacy_bridge.explain import explain
@@ -97,6 +98,12 @@ def admin_routes(bridge: Bridge, admin_token: str | None) -> list[Route]:
         await bridge.usage.flush()
         return json_response([row.__dict__ for row in bridge.usage.store.usage()])
 
-    return [Route("/_bridge/explain", explain_page, methods=["GET"]),
+    async def compare_page(request: Request) -> Response:
+        _guard(admin_token, request)
+        rows = await asyncio.to_thread(bridge.usage.store.comparisons)
+        return HTMLResponse(report.page(report.summarize(rows)))
+
+    return [Route("/_bridge/compare", compare_page, methods=["GET"]),
+            Route("/_bridge/explain", explain_page, methods=["GET"]),
             Route("/_bridge/usage", usage_html, methods=["GET"]),
             Route("/_bridge/usage.json", usage_json, methods=["GET"])]

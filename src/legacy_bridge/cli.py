@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.routing import compile_path
 
-from legacy_bridge import logs, params
+from legacy_bridge import logs, params, report
 from legacy_bridge.admin import usage_table
 from legacy_bridge.app import compile_route, create_app
 from legacy_bridge.auth import TokenFileError, digest
@@ -372,6 +372,19 @@ def compare_gate(store_url: str | None, window: float, threshold: float,
     if not names:
         click.echo("FAIL  no comparisons in the window")
     sys.exit(1 if failed else 0)
+
+
+@compare.command("report")
+@click.option("--store-url", default=None, help="[env BRIDGE_STORE_URL]")
+@click.option("--window", default=None, type=float, help="Seconds to look back (default: all)")
+def compare_report(store_url: str | None, window: float | None) -> None:
+    """Mismatch rates per route, per field and per hour, and the latest examples."""
+    store = Store(store_url or Settings().store_url)
+    since = "" if window is None else (datetime.now(UTC) - timedelta(seconds=window)).strftime(
+        "%Y-%m-%dT%H:%M:%S.%fZ")
+    rows = store.comparisons(since)
+    store.close()
+    click.echo(report.text(report.summarize(rows)))
 
 
 @main.command("hash-token")
