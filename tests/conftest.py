@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -183,3 +184,39 @@ def redis_server() -> Iterator[str]:
     yield f"redis://127.0.0.1:{port}/0"
     process.terminate()
     process.wait(timeout=10)
+
+
+# -- a real PostgreSQL server ---------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server on a free loopback port in a temp data directory; its URL.
+
+    .ci/run installs postgresql; elsewhere the PostgreSQL tests skip without it.
+    As root, the server runs as the `postgres` user (it refuses to run as root).
+    """
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    initdb = shutil.which("initdb") or (str(bins[-1]) if bins else None)
+    if initdb is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed (.ci/run installs it)")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    pg_ctl = str(Path(initdb).resolve().with_name("pg_ctl"))
+    # not under pytest's private temp folder: the postgres user must reach it
+    base = Path(tempfile.mkdtemp(prefix="legacy-bridge-postgres-"))
+    data = base / "data"
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres")
+        base.chmod(0o755)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "postgres"],
+                   check=True, capture_output=True)
+    port = _free_port()
+    subprocess.run([*prefix, pg_ctl, "-D", str(data), "-l", str(base / "log"), "-w", "-o",
+                    f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off",
+                    "start"], check=True, capture_output=True)
+    yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "fast", "stop"],
+                   capture_output=True)
+    shutil.rmtree(base, ignore_errors=True)

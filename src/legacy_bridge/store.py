@@ -1,8 +1,11 @@
 """Where the proxy keeps what must survive a restart: the usage report and the
-shadow comparisons. SQLite (`BRIDGE_STORE_URL=sqlite:///path`).
+shadow comparisons.
 
-Writes are batched by their callers and run in a worker thread; the request
-path never waits on this file.
+`BRIDGE_STORE_URL=sqlite:///path` (the default, one replica) or
+`postgresql://user:pass@host/db` (many replicas: every replica's usage and
+comparisons land in one place). Both speak the same SQL but for placeholders
+and a few type names. Writes are batched by their callers and run in a worker
+thread; the request path never waits on the store.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from legacy_bridge.errors import ConfigError
 
-SCHEMA = """
+SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage (
   client TEXT NOT NULL, route TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
   count INTEGER NOT NULL, last_seen TEXT NOT NULL,
@@ -51,51 +55,104 @@ class ComparisonRow:
     differences: str  # JSON list of {record, path, legacy, bridge}, PII hashed
 
 
+POSTGRES_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS usage (
+  client TEXT NOT NULL, route TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+  count BIGINT NOT NULL, last_seen TEXT NOT NULL,
+  PRIMARY KEY (client, route, kind, name))""",
+    """CREATE TABLE IF NOT EXISTS comparisons (
+  id BIGSERIAL PRIMARY KEY, at TEXT NOT NULL, route TEXT NOT NULL,
+  request TEXT NOT NULL, legacy_status INTEGER NOT NULL, bridge_status INTEGER NOT NULL,
+  agrees INTEGER NOT NULL, differences TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS ix_comparisons_route_at ON comparisons (route, at)",
+]
+
+
 class Store:
     def __init__(self, url: str, keep_comparisons: int = 100_000,
                  keep_days: float = 30.0) -> None:
         self.keep_comparisons = keep_comparisons
         self.keep_days = keep_days
-        if not url.startswith("sqlite:///"):
-            raise ConfigError(f"BRIDGE_STORE_URL must be sqlite:///<path> (got a "
-                              f"{url.split(':', 1)[0]!r} URL)")
-        self.path = Path(url.removeprefix("sqlite:///"))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False)
-        with self._lock, self._db:
-            self._db.executescript(SCHEMA)
+        self._db: Any
+        if url.startswith("sqlite:///"):
+            path = Path(url.removeprefix("sqlite:///"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False)
+            self._mark, self._greatest = "?", "max"
+            with self._lock, self._db:
+                self._db.executescript(SQLITE_SCHEMA)
+        elif url.startswith(("postgresql://", "postgres://")):
+            import psycopg  # only deployments with PostgreSQL need the driver
+
+            self._db = psycopg.connect(url, autocommit=False)
+            self._mark, self._greatest = "%s", "GREATEST"
+            with self._lock:
+                for statement in POSTGRES_SCHEMA:
+                    self._schema_step(statement)
+        else:
+            raise ConfigError(f"BRIDGE_STORE_URL must be sqlite:///<path> or "
+                              f"postgresql://... (got a {url.split(':', 1)[0]!r} URL)")
+
+    def _schema_step(self, statement: str) -> None:
+        try:
+            with self._db.transaction():
+                self._db.execute(statement)
+        except Exception:  # two replicas creating at once: the other one won
+            self._db.rollback()
+
+    def _sql(self, text: str) -> str:
+        return text.replace("?", self._mark).replace("max(", f"{self._greatest}(")
+
+    def _write(self, statements: list[tuple[str, Any]], many: bool = False) -> None:
+        with self._lock:
+            try:
+                for text, args in statements:
+                    if many:
+                        self._db.cursor().executemany(self._sql(text), args)
+                    else:
+                        self._db.execute(self._sql(text), args)
+                self._db.commit()
+            except BaseException:
+                self._db.rollback()
+                raise
+
+    def _read(self, text: str, args: list[Any]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            rows = self._db.execute(self._sql(text), args).fetchall()
+            self._db.commit()  # end the read transaction (PostgreSQL)
+        return [tuple(row) for row in rows]
 
     def close(self) -> None:
         self._db.close()
 
     def add_usage(self, rows: list[UsageRow]) -> None:
-        with self._lock, self._db:
-            self._db.executemany(
-                "INSERT INTO usage VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (client, route, kind, name) DO UPDATE SET "
-                "count = count + excluded.count, "
-                "last_seen = max(last_seen, excluded.last_seen)",
-                [(r.client, r.route, r.kind, r.name, r.count, r.last_seen) for r in rows])
+        self._write([(
+            "INSERT INTO usage VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (client, route, kind, name) DO UPDATE SET "
+            "count = usage.count + excluded.count, "
+            "last_seen = max(usage.last_seen, excluded.last_seen)",
+            [(r.client, r.route, r.kind, r.name, r.count, r.last_seen) for r in rows])],
+            many=True)
 
     def usage(self) -> list[UsageRow]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM usage ORDER BY client, route, kind, "
-                                    "count DESC, name").fetchall()
+        rows = self._read("SELECT client, route, kind, name, count, last_seen FROM usage "
+                          "ORDER BY client, route, kind, count DESC, name", [])
         return [UsageRow(*row) for row in rows]
 
     def add_comparison(self, row: ComparisonRow) -> None:
         cutoff = (datetime.now(UTC) - timedelta(days=self.keep_days)).strftime(
             "%Y-%m-%dT%H:%M:%S.%fZ")
-        with self._lock, self._db:
-            self._db.execute("INSERT INTO comparisons (at, route, request, legacy_status, "
-                             "bridge_status, agrees, differences) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                             (row.at, row.route, row.request, row.legacy_status,
-                              row.bridge_status, int(row.agrees), row.differences))
-            # retention: by age, and by count (newest kept)
-            self._db.execute("DELETE FROM comparisons WHERE at < ?", (cutoff,))
-            self._db.execute("DELETE FROM comparisons WHERE id <= (SELECT MAX(id) FROM "
-                             "comparisons) - ?", (self.keep_comparisons,))
+        self._write([
+            ("INSERT INTO comparisons (at, route, request, legacy_status, bridge_status, "
+             "agrees, differences) VALUES (?, ?, ?, ?, ?, ?, ?)",
+             (row.at, row.route, row.request, row.legacy_status, row.bridge_status,
+              int(row.agrees), row.differences)),
+            # retention: by age, and by count (the newest are kept)
+            ("DELETE FROM comparisons WHERE at < ?", (cutoff,)),
+            ("DELETE FROM comparisons WHERE id <= (SELECT MAX(id) FROM comparisons) - ?",
+             (self.keep_comparisons,)),
+        ])
 
     def comparisons(self, since: str = "", route: str | None = None) -> list[ComparisonRow]:
         sql = ("SELECT at, route, request, legacy_status, bridge_status, agrees, differences "
@@ -104,6 +161,5 @@ class Store:
         if route is not None:
             sql += " AND route = ?"
             args.append(route)
-        with self._lock:
-            rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
+        rows = self._read(sql + " ORDER BY id", args)
         return [ComparisonRow(a, r, q, ls, bs, bool(ok), d) for a, r, q, ls, bs, ok, d in rows]
