@@ -18,12 +18,21 @@ import pytest
 import respx
 from starlette.applications import Starlette
 
+from legacy_bridge.pagination import query_key
+
 CASES = sorted((Path(__file__).parent / "golden").glob("*.json"))
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
 async def test_golden_case(path: Path, make_proxy: Callable[..., Starlette]) -> None:
     case: dict[str, Any] = json.loads(path.read_text())
+    response = await replay(case, make_proxy)
+    assert response.status_code == case["response"]["status"]
+    assert response.content == orjson.dumps(case["response"]["body"])
+
+
+async def replay(case: dict[str, Any], make_proxy: Callable[..., Starlette]) -> httpx.Response:
+    """The proxy's answer to the case's request, with respx playing its upstream."""
     expected = iter(case["upstream"])
 
     def upstream(request: httpx.Request) -> httpx.Response:
@@ -40,13 +49,18 @@ async def test_golden_case(path: Path, make_proxy: Callable[..., Starlette]) -> 
     with respx.mock(base_url="http://upstream") as mock:
         mock.post().mock(side_effect=upstream)
         app = make_proxy(over_http=True)
+        if "checkpoint" in case:  # exported from a page read that began at a checkpoint
+            bridge = app.state.bridge
+            compiled, legacy = bridge.resolve(case["request"]["url"])
+            await bridge.checkpoints.store(
+                query_key(bridge.auth.key_scope, compiled.route.endpoint, legacy.variables),
+                case["checkpoint"]["offset"], case["checkpoint"]["after"])
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://proxy") as proxy:
             response = await proxy.get(case["request"]["url"], headers={
                 "Authorization": f"Bearer {case['request']['token']}"})
     assert next(expected, None) is None, "fewer upstream requests than the case expects"
-    assert response.status_code == case["response"]["status"]
-    assert response.content == orjson.dumps(case["response"]["body"])
+    return response
 
 
 def _scalars(value: Any) -> list[Any]:

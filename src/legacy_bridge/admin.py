@@ -10,22 +10,21 @@ import asyncio
 import hmac
 import html
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route, compile_path
+from starlette.routing import Route
 
-from legacy_bridge import params, report
+from legacy_bridge import report
 from legacy_bridge.auth import bearer, digest
-from legacy_bridge.errors import InvalidParameter, NotFound, Unauthorized
+from legacy_bridge.errors import InvalidParameter, Unauthorized
 from legacy_bridge.explain import explain
 from legacy_bridge.pagination import query_key
 from legacy_bridge.responses import json_response
 from legacy_bridge.store import UsageRow
 
 if TYPE_CHECKING:
-    from legacy_bridge.app import Bridge, CompiledRoute
+    from legacy_bridge.app import Bridge
 
 
 def _guard(admin_token: str | None, request: Request) -> None:
@@ -65,24 +64,12 @@ JSON: <a href="usage.json">usage.json</a>.</p>
 
 
 def admin_routes(bridge: Bridge, admin_token: str | None) -> list[Route]:
-    patterns = [(compile_path(c.route.path)[0], c) for c in bridge.routes]
-
-    def match(path: str) -> tuple[CompiledRoute, dict[str, str]]:
-        for regex, compiled in patterns:
-            found = regex.match(path)
-            if found:
-                return compiled, found.groupdict()
-        raise NotFound(f"no legacy route matches {path!r}")
-
     async def explain_page(request: Request) -> Response:
         _guard(admin_token, request)
         url = request.query_params.get("url")
         if not url:
             raise InvalidParameter("url must be a legacy path with its query, percent-encoded")
-        parts = urlsplit(url)
-        compiled, path_params = match(parts.path)
-        legacy = params.parse(compiled.route, path_params,
-                              parse_qs(parts.query, keep_blank_values=True))
+        compiled, legacy = bridge.resolve(url)
         query = query_key(bridge.auth.key_scope, compiled.route.endpoint, legacy.variables)
         checkpoint = await bridge.checkpoints.nearest(query, legacy.offset)
         return json_response(explain(compiled.route, compiled.page, compiled.walk, legacy,

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import orjson
@@ -25,6 +26,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from legacy_bridge import logs, openapi, params
@@ -52,7 +54,7 @@ from legacy_bridge.responses import json_response
 from legacy_bridge.rewrite import Rewriter, compile_rewriter
 from legacy_bridge.settings import Settings
 from legacy_bridge.store import Store
-from legacy_bridge.upstream import Policy, Upstream
+from legacy_bridge.upstream import Policy, Tape, Upstream, recording
 from legacy_bridge.usage import Usage
 
 
@@ -155,6 +157,21 @@ def compile_route(route: Route) -> CompiledRoute:
     )
 
 
+def resolve(routes: list[CompiledRoute], url: str) -> tuple[CompiledRoute, params.Request]:
+    """The route a legacy path-and-query names, and its parsed parameters.
+
+    For tools that take a legacy URL as data (explain, golden cases); raises
+    NotFound or InvalidParameter like the route itself would.
+    """
+    parts = urlsplit(url)
+    for compiled in routes:
+        found = compile_path(compiled.route.path)[0].match(parts.path)
+        if found:
+            return compiled, params.parse(compiled.route, found.groupdict(),
+                                          parse_qs(parts.query, keep_blank_values=True))
+    raise NotFound(f"no legacy route matches {parts.path!r}")
+
+
 def _returned_fields(compiled: CompiledRoute, items: list[dict[str, Any]]) -> list[str]:
     """The legacy fields this answer actually carried, for the usage report."""
     if not items:
@@ -213,7 +230,7 @@ class Bridge:
         store = Store(settings.store_url, settings.compare_keep, settings.compare_keep_days)
         self.usage = Usage(store)
         self.shadow = Shadow(store, self.metrics, settings.shadow_queue_size,
-                             settings.shadow_sample_rate)
+                             settings.shadow_sample_rate, settings.compare_pii == "keep")
         self.legacy: LegacyRelay | None = None
         if settings.legacy_url:
             self.legacy = LegacyRelay(settings.legacy_url, settings.total_deadline,
@@ -248,11 +265,15 @@ class Bridge:
         assert legacy is not None
 
         async def translated() -> Reply:
+            tape = Tape()
+            token = recording.set(tape)
             try:
                 response = await self.serve(request, compiled, count_usage=False)
             except BridgeError as exc:
-                return Reply(exc.status, orjson.dumps(exc.body()))
-            return Reply(response.status_code, bytes(response.body))
+                return Reply(exc.status, orjson.dumps(exc.body()), tape)
+            finally:
+                recording.reset(token)
+            return Reply(response.status_code, bytes(response.body), tape)
 
         async def relayed() -> Reply:
             return (await legacy.fetch(request))[0]
@@ -263,8 +284,13 @@ class Bridge:
             response = Response(answer.body, answer.status, headers)
             other = translated
         else:
-            response = await self.serve(request, compiled)
-            answer = Reply(response.status_code, bytes(response.body))
+            tape = Tape()
+            token = recording.set(tape)
+            try:
+                response = await self.serve(request, compiled)
+            finally:
+                recording.reset(token)
+            answer = Reply(response.status_code, bytes(response.body), tape)
             other = relayed
         self.shadow.offer(ShadowJob(compiled.route, target, self.settings.shadow_primary,
                                     answer, other))
@@ -290,6 +316,9 @@ class Bridge:
                     fetch=self._fetcher(compiled, client, legacy), api=route.api)
                 # join: one batched query per join for the whole page
                 joined = await self._join(compiled, page.nodes, legacy, client)
+                tape = recording.get()
+                if tape is not None:
+                    tape.checkpoint = page.start
         except TimeoutError:
             raise UpstreamTimeout("the upstream did not answer in time") from None
         # rewrite -> respond
@@ -301,6 +330,9 @@ class Bridge:
                               _returned_fields(compiled, results))
         return json_response({"results": results, "total": page.total,
                               "page": legacy.page, "per_page": legacy.per_page})
+
+    def resolve(self, url: str) -> tuple[CompiledRoute, params.Request]:
+        return resolve(self.routes, url)
 
     def _figures(self) -> dict[str, float]:
         cache = self.checkpoints

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import click
 import httpx
@@ -17,11 +17,10 @@ import orjson
 import uvicorn
 from pydantic import SecretStr
 from starlette.applications import Starlette
-from starlette.routing import compile_path
 
-from legacy_bridge import logs, params, report
+from legacy_bridge import logs, report
 from legacy_bridge.admin import usage_table
-from legacy_bridge.app import compile_route, create_app
+from legacy_bridge.app import compile_route, create_app, resolve
 from legacy_bridge.auth import TokenFileError, digest
 from legacy_bridge.crawl import CrawlError, Side, crawl_compare
 from legacy_bridge.crawl import as_json as crawl_json
@@ -238,20 +237,13 @@ def explain(url: str, mappings_dir: Path | None, upstream_url: str | None) -> No
         routes = [compile_route(r) for r in load_mappings(settings.mappings_dir)]
     except MappingError as exc:
         raise click.ClickException(str(exc)) from None
-    parts = urlsplit(url)
-    for compiled in routes:
-        found = compile_path(compiled.route.path)[0].match(parts.path)
-        if found:
-            try:
-                legacy = params.parse(compiled.route, found.groupdict(),
-                                      parse_qs(parts.query, keep_blank_values=True))
-            except BridgeError as exc:
-                raise click.ClickException(exc.message) from None
-            answer = explain_request(compiled.route, compiled.page, compiled.walk, legacy,
-                                     (0, None), settings.upstream_url)
-            click.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
-            return
-    raise click.ClickException(f"no legacy route matches {parts.path!r}")
+    try:
+        compiled, legacy = resolve(routes, url)
+    except BridgeError as exc:
+        raise click.ClickException(exc.message) from None
+    answer = explain_request(compiled.route, compiled.page, compiled.walk, legacy,
+                             (0, None), settings.upstream_url)
+    click.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
 
 
 @main.command()
@@ -328,7 +320,7 @@ def compare_crawl(legacy_url: str, legacy_token: str, bridge_url: str, bridge_to
     try:
         results = crawl_compare([r for r in loaded if r.name in chosen],
                                 Side(legacy_url, legacy_token), Side(bridge_url, bridge_token),
-                                plan, per_page, os.environ.get("BRIDGE_COMPARE_PII") == "keep",
+                                plan, per_page, Settings().compare_pii == "keep",
                                 progress)
     except (CrawlError, httpx.HTTPError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -372,6 +364,32 @@ def compare_gate(store_url: str | None, window: float, threshold: float,
     if not names:
         click.echo("FAIL  no comparisons in the window")
     sys.exit(1 if failed else 0)
+
+
+@compare.command("export")
+@click.option("--store-url", default=None, help="[env BRIDGE_STORE_URL]")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=Path("tests/golden"),
+              show_default=True, help="Folder of golden cases")
+@click.option("--route", default=None, help="Only this route")
+@click.option("--limit", default=20, show_default=True, help="Cases written at most")
+def compare_export(store_url: str | None, out: Path, route: str | None, limit: int) -> None:
+    """Write stored mismatches as golden test cases, so a fixed mismatch stays fixed.
+
+    Each case replays the translation's recorded upstream exchanges and expects
+    the legacy answer; it fails until the mapping (or code) is fixed. No token is
+    written; personal values are hashed unless BRIDGE_COMPARE_PII=keep.
+    """
+    store = Store(store_url or Settings().store_url)
+    rows = [r for r in store.comparisons(route=route) if r.golden][-limit:]
+    store.close()
+    out.mkdir(parents=True, exist_ok=True)
+    for row in rows:
+        stamp = row.at.replace(":", "").replace("-", "").replace(".", "")
+        path = out / f"shadow-{row.route}-{stamp}.json"
+        path.write_text(json.dumps(json.loads(row.golden or "{}"), indent=2) + "\n")
+        click.echo(f"wrote {path}")
+    if not rows:
+        click.echo("no stored mismatches to export")
 
 
 @compare.command("report")

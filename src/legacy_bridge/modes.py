@@ -14,6 +14,7 @@ bounded queue, sampled, and a full queue drops the comparison (counted).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from legacy_bridge.compare import compare_records, leaves, redact, same
 from legacy_bridge.mapping import Route
 from legacy_bridge.metrics import Metrics
 from legacy_bridge.store import ComparisonRow, Store
+from legacy_bridge.upstream import Tape
 
 log = logs.get("legacy_bridge.modes")
 
@@ -44,6 +46,7 @@ HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", 
 class Reply:
     status: int
     body: bytes
+    tape: Tape | None = None  # the translation's upstream exchanges, when recorded
 
 
 class LegacyRelay:
@@ -75,8 +78,8 @@ class LegacyRelay:
         await self._client.aclose()
 
 
-def diff_answers(route: Route, legacy: Reply, bridge: Reply) -> tuple[bool, list[dict[str,
-                                                                                   Any]]]:
+def diff_answers(route: Route, legacy: Reply, bridge: Reply,
+                 keep_pii: bool = False) -> tuple[bool, list[dict[str, Any]]]:
     """Differences between two answers to one request: status, envelope, records."""
     differences: list[dict[str, Any]] = []
     if legacy.status != bridge.status:
@@ -92,8 +95,10 @@ def diff_answers(route: Route, legacy: Reply, bridge: Reply) -> tuple[bool, list
         return not differences, differences
     if isinstance(theirs, dict) and isinstance(ours, dict) \
             and isinstance(theirs.get("results"), list) and isinstance(ours.get("results"), list):
-        result = redact(compare_records(route.name, theirs.pop("results"),
-                                        ours.pop("results"), route.compare), route.compare)
+        result = compare_records(route.name, theirs.pop("results"), ours.pop("results"),
+                                 route.compare)
+        if not keep_pii:
+            result = redact(result, route.compare)
         differences += [{"record": k, "path": "(record)", "legacy": "present",
                          "bridge": "absent"} for k in result.legacy_only]
         differences += [{"record": k, "path": "(record)", "legacy": "absent",
@@ -110,6 +115,43 @@ def diff_answers(route: Route, legacy: Reply, bridge: Reply) -> tuple[bool, list
     return not differences, differences
 
 
+# The token a golden case is replayed with: the tests' company-scope token.
+GOLDEN_TOKEN = "demo-company-token"
+
+
+def golden_case(route: Route, request: str, legacy: Reply, bridge: Reply,
+                keep_pii: bool) -> str | None:
+    """A mismatch as a golden test case (tests/golden/): the legacy answer is the
+    expectation, the translation's recorded upstream exchanges the replay. No token
+    travels; personal values are hashed alike everywhere, so the case stays whole."""
+    if bridge.tape is None or not bridge.tape.exchanges:
+        return None
+    expected: Any = orjson.loads(legacy.body) if legacy.body else None
+    case: dict[str, Any] = {
+        "about": f"exported from a shadow mismatch on /{route.name}",
+        "request": {"url": request, "token": GOLDEN_TOKEN},
+        "upstream": bridge.tape.exchanges,
+        "response": {"status": legacy.status, "body": expected},
+    }
+    if bridge.tape.checkpoint[1] is not None:
+        offset, after = bridge.tape.checkpoint
+        case["checkpoint"] = {"offset": offset, "after": after}
+    if not keep_pii and isinstance(expected, dict):
+        values = {str(v) for item in expected.get("results", []) if isinstance(item, dict)
+                  for path, v in leaves(item) if path in route.compare.pii and v}
+        case = _replace(case, {v: "sha256:" + hashlib.sha256(v.encode()).hexdigest()[:16]
+                               for v in values})
+    return orjson.dumps(case).decode()
+
+
+def _replace(value: Any, table: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _replace(v, table) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace(v, table) for v in value]
+    return table.get(value, value) if isinstance(value, str) else value
+
+
 @dataclass(frozen=True)
 class ShadowJob:
     route: Route
@@ -122,8 +164,10 @@ class ShadowJob:
 class Shadow:
     """The bounded background queue of shadow comparisons and its worker."""
 
-    def __init__(self, store: Store, metrics: Metrics, size: int, sample_rate: float) -> None:
+    def __init__(self, store: Store, metrics: Metrics, size: int, sample_rate: float,
+                 keep_pii: bool = False) -> None:
         self.store = store
+        self.keep_pii = keep_pii
         self.metrics = metrics
         self.sample_rate = sample_rate
         self.queue: asyncio.Queue[ShadowJob] = asyncio.Queue(maxsize=max(size, 1))
@@ -154,13 +198,15 @@ class Shadow:
         other = await job.other()
         legacy, bridge = ((job.answer, other) if job.primary == "legacy"
                           else (other, job.answer))
-        agrees, differences = diff_answers(job.route, legacy, bridge)
+        agrees, differences = diff_answers(job.route, legacy, bridge, self.keep_pii)
         self.metrics.comparisons.labels(job.route.name, "agree" if agrees else "differ").inc()
         for path in {d["path"] for d in differences}:
             self.metrics.mismatches.labels(job.route.name, path).inc()
+        golden = None if agrees else golden_case(job.route, job.request, legacy, bridge,
+                                                 self.keep_pii)
         row = ComparisonRow(datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                             job.route.name, job.request, legacy.status, bridge.status,
-                            agrees, orjson.dumps(differences[:100]).decode())
+                            agrees, orjson.dumps(differences[:100]).decode(), golden)
         await asyncio.to_thread(self.store.add_comparison, row)
         self.done += 1
 

@@ -42,6 +42,7 @@ Fetch = Callable[[int, str | None, bool], Awaitable[Answer]]
 class Page:
     nodes: list[dict[str, Any]]
     total: int
+    start: tuple[int, str | None] = (0, None)  # the checkpoint the read began from
 
 
 class Checkpoints(Protocol):
@@ -131,8 +132,9 @@ async def read_page(offset: int, size: int, *, max_first: int, max_walk: int,
     """Records [offset, offset + size) of the connection `query`, via `fetch`."""
     start, cursor = await checkpoints.nearest(query, offset)
     try:
-        return await _read(offset, size, start, cursor, max_first, max_walk, checkpoints,
+        page = await _read(offset, size, start, cursor, max_first, max_walk, checkpoints,
                            query, fetch, api)
+        return Page(page.nodes, page.total, (start, cursor))
     except UpstreamQueryError:
         if cursor is None:
             raise

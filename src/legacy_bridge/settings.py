@@ -77,6 +77,8 @@ class Settings(BaseSettings):
                                       "compared in shadow mode")
     shadow_queue_size: int = Field(1000, ge=1, description="Shadow comparisons waiting at "
                                    "most; more are dropped (counted)")
+    compare_pii: Literal["hash", "keep"] = Field("hash", description="E-mails and names in "
+                                                 "comparisons and exports: hashed, or kept")
     compare_keep: int = Field(100_000, ge=1, description="Comparisons kept in the store")
     compare_keep_days: float = Field(30.0, gt=0, description="Days comparisons are kept")
     admin_token: SecretStr | None = Field(None, description="Bearer token that opens the "

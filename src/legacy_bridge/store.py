@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS usage (
 CREATE TABLE IF NOT EXISTS comparisons (
   id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, route TEXT NOT NULL,
   request TEXT NOT NULL, legacy_status INTEGER NOT NULL, bridge_status INTEGER NOT NULL,
-  agrees INTEGER NOT NULL, differences TEXT NOT NULL
+  agrees INTEGER NOT NULL, differences TEXT NOT NULL, golden TEXT
 );
 CREATE INDEX IF NOT EXISTS ix_comparisons_route_at ON comparisons (route, at);
 """
@@ -53,6 +53,7 @@ class ComparisonRow:
     bridge_status: int
     agrees: bool
     differences: str  # JSON list of {record, path, legacy, bridge}, PII hashed
+    golden: str | None = None  # a mismatch as a golden test case (JSON), for export
 
 
 POSTGRES_SCHEMA = [
@@ -63,7 +64,7 @@ POSTGRES_SCHEMA = [
     """CREATE TABLE IF NOT EXISTS comparisons (
   id BIGSERIAL PRIMARY KEY, at TEXT NOT NULL, route TEXT NOT NULL,
   request TEXT NOT NULL, legacy_status INTEGER NOT NULL, bridge_status INTEGER NOT NULL,
-  agrees INTEGER NOT NULL, differences TEXT NOT NULL)""",
+  agrees INTEGER NOT NULL, differences TEXT NOT NULL, golden TEXT)""",
     "CREATE INDEX IF NOT EXISTS ix_comparisons_route_at ON comparisons (route, at)",
 ]
 
@@ -145,9 +146,9 @@ class Store:
             "%Y-%m-%dT%H:%M:%S.%fZ")
         self._write([
             ("INSERT INTO comparisons (at, route, request, legacy_status, bridge_status, "
-             "agrees, differences) VALUES (?, ?, ?, ?, ?, ?, ?)",
+             "agrees, differences, golden) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
              (row.at, row.route, row.request, row.legacy_status, row.bridge_status,
-              int(row.agrees), row.differences)),
+              int(row.agrees), row.differences, row.golden)),
             # retention: by age, and by count (the newest are kept)
             ("DELETE FROM comparisons WHERE at < ?", (cutoff,)),
             ("DELETE FROM comparisons WHERE id <= (SELECT MAX(id) FROM comparisons) - ?",
@@ -155,11 +156,12 @@ class Store:
         ])
 
     def comparisons(self, since: str = "", route: str | None = None) -> list[ComparisonRow]:
-        sql = ("SELECT at, route, request, legacy_status, bridge_status, agrees, differences "
-               "FROM comparisons WHERE at >= ?")
+        sql = ("SELECT at, route, request, legacy_status, bridge_status, agrees, differences, "
+               "golden FROM comparisons WHERE at >= ?")
         args: list[object] = [since]
         if route is not None:
             sql += " AND route = ?"
             args.append(route)
         rows = self._read(sql + " ORDER BY id", args)
-        return [ComparisonRow(a, r, q, ls, bs, bool(ok), d) for a, r, q, ls, bs, ok, d in rows]
+        return [ComparisonRow(a, r, q, ls, bs, bool(ok), d, g)
+                for a, r, q, ls, bs, ok, d, g in rows]

@@ -18,7 +18,8 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -41,6 +42,16 @@ from legacy_bridge.query import Document
 log = logs.get("legacy_bridge.upstream")
 
 Flight = tuple[str, str, bytes]
+@dataclass
+class Tape:
+    """What one translation sent upstream and got back, for golden-case export."""
+
+    exchanges: list[dict[str, Any]] = field(default_factory=list)
+    checkpoint: tuple[int, str | None] = (0, None)  # where the page read started
+
+
+recording: ContextVar[Tape | None] = ContextVar("legacy_bridge_recording", default=None)
+
 # observe(endpoint, outcome, seconds): one call per request actually sent
 Observer = Callable[[str, str, float], None]
 PROBE = orjson.dumps({"query": "{ __typename }"})
@@ -105,11 +116,17 @@ class Upstream:
         pending = self._inflight.get(flight)
         if pending is not None:
             self.coalesced += 1
-            return await asyncio.shield(pending)
-        task = asyncio.ensure_future(self._send(endpoint, body, key))
-        self._inflight[flight] = task
-        task.add_done_callback(lambda _: self._inflight.pop(flight, None))
-        return await asyncio.shield(task)
+        else:
+            pending = asyncio.ensure_future(self._send(endpoint, body, key))
+            self._inflight[flight] = pending
+            pending.add_done_callback(lambda _: self._inflight.pop(flight, None))
+        data = await asyncio.shield(pending)
+        tape = recording.get()
+        if tape is not None:
+            tape.exchanges.append({"endpoint": endpoint,
+                                   "operationName": document.operation_name,
+                                   "variables": variables, "reply": {"data": data}})
+        return data
 
     def _url(self, endpoint: str) -> httpx.URL:
         url = self._urls.get(endpoint)
