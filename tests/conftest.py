@@ -24,7 +24,7 @@ from legacy_bridge.app import create_app
 from legacy_bridge.emulator.app import DEMO_API_KEY, EmulatorConfig, create_emulator_app
 from legacy_bridge.emulator.dataset import ensure
 from legacy_bridge.settings import Settings
-from support import ADMIN_TOKEN, MAPPINGS, SPEC, TOKENS, token_table
+from support import ADMIN_TOKEN, MAPPINGS, SPEC, TOKENS, free_port, token_table
 
 
 @pytest.fixture(scope="session")
@@ -52,20 +52,13 @@ async def emulator(emulator_app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def serve_http() -> Iterator[Callable[[Starlette], str]]:
     """Serve an ASGI app with a real uvicorn on loopback; returns its base URL."""
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
     def start(app: Starlette) -> str:
-        port = _free_port()
+        port = free_port()
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                                log_level="critical", lifespan="on"))
         thread = threading.Thread(target=server.run, daemon=True)
@@ -167,7 +160,7 @@ def redis_server() -> Iterator[str]:
         if os.environ.get("CI"):
             pytest.fail("redis-server is not installed (.ci/run installs it)")
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1",
                                 "--save", "", "--appendonly", "no"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -212,7 +205,7 @@ def postgres_server() -> Iterator[str]:
         prefix = ["runuser", "-u", "postgres", "--"]
     subprocess.run([*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "postgres"],
                    check=True, capture_output=True)
-    port = _free_port()
+    port = free_port()
     subprocess.run([*prefix, pg_ctl, "-D", str(data), "-l", str(base / "log"), "-w", "-o",
                     f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off",
                     "start"], check=True, capture_output=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,26 @@ TOKENS = {
     OTHER_PLAN_TOKEN: ("other-plan", [OTHER_PLAN]),
     TWO_PLANS_TOKEN: ("two-plans", [DEMO_PLAN_ID, OTHER_PLAN]),
 }
+
+
+# Seed 001's "Before (REST)" item, exactly as the migration guide prints it.
+SEED_001_ITEM = {
+    "learner_email": "j.martinez@acmecorp.com",
+    "program_key": "nd00113",
+    "program_version": "1.0.0",
+    "stats": {"status": "enrolled", "total_projects": 5, "total_projects_completed": 3,
+              "perc_concepts_completed": 65.0},
+    "last_seen": "2026-03-10T14:30:00Z",
+    "enrolled_at": "2025-11-01T09:00:00Z",
+}
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def token_table(tokens: dict[str, tuple[str, list[str]]]) -> str:

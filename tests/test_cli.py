@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from click.testing import CliRunner
 from legacy_bridge.cli import main
 from legacy_bridge.emulator.app import DEMO_PLAN_TOKEN
 from legacy_bridge.emulator.dataset import DEMO_PLAN_ID
+from support import free_port
 
 
 def test_hash_token_prints_the_sha256_digest() -> None:
@@ -36,18 +36,8 @@ def test_serve_has_a_flag_for_every_setting() -> None:
         assert flag in result.output
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def test_demo_starts_the_upstream_and_the_proxy(tmp_path: Path) -> None:
-    proxy_port, upstream_port = _free_ports(2)
+    proxy_port, upstream_port = free_port(), free_port()
     command = [sys.executable, "-m", "legacy_bridge", "demo", "--learners", "50",
                "--port", str(proxy_port), "--upstream-port", str(upstream_port),
                "--data-dir", str(tmp_path)]

@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from legacy_bridge.emulator.app import DEMO_COMPANY_TOKEN, DEMO_PLAN_TOKEN
 from legacy_bridge.emulator.dataset import DEMO_PLAN_ID, empty_plan_id
 from legacy_bridge.emulator.store import ASSESSMENT_PROGRESS
-from support import OTHER_PLAN, OTHER_PLAN_TOKEN, SPEC, TWO_PLANS_TOKEN, legacy
+from support import OTHER_PLAN, OTHER_PLAN_TOKEN, SEED_001_ITEM, SPEC, TWO_PLANS_TOKEN, legacy
 
 ROUTES = ["progress", "users", "assessment-attempts"]
 API_OF = {"progress": "program-progress", "users": "learning-plan-progress",
@@ -55,15 +55,7 @@ async def test_seed_001_item_is_the_documented_before_rest_item(
         page += 1
     item = found[0]
     joined = {k: item["stats"].pop(k) for k in ("assessment_attempted", "assessment_completed")}
-    assert item == {
-        "learner_email": "j.martinez@acmecorp.com",
-        "program_key": "nd00113",
-        "program_version": "1.0.0",
-        "stats": {"status": "enrolled", "total_projects": 5, "total_projects_completed": 3,
-                  "perc_concepts_completed": 65.0},
-        "last_seen": "2026-03-10T14:30:00Z",
-        "enrolled_at": "2025-11-01T09:00:00Z",
-    }
+    assert item == SEED_001_ITEM
     assert list(item) == ["learner_email", "program_key", "program_version", "stats",
                           "last_seen", "enrolled_at"]
     reference = (await legacy(emulator, "progress", f"page={page - 1}&per_page=100")).json()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,14 +16,7 @@ from starlette.applications import Starlette
 
 from legacy_bridge.emulator.app import DEMO_API_KEY, DEMO_PLAN_TOKEN
 from legacy_bridge.emulator.dataset import DEMO_PLAN_ID
-from support import MAPPINGS
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from support import MAPPINGS, free_port
 
 
 def test_sigterm_lets_in_flight_requests_finish_then_exits(
@@ -32,7 +24,7 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits(
         tmp_path: Path) -> None:
     upstream = serve_http(emulator_app)
     httpx.post(f"{upstream}/_emulator/latency", json={"ms": 800})
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "BRIDGE_UPSTREAM_URL": upstream, "BRIDGE_UPSTREAM_API_KEY": DEMO_API_KEY,
            "BRIDGE_TOKENS_FILE": str(tokens_file), "BRIDGE_MAPPINGS_DIR": str(MAPPINGS),
            "BRIDGE_PORT": str(port), "BRIDGE_STORE_URL": f"sqlite:///{tmp_path}/s.sqlite3",
@@ -62,7 +54,7 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits(
 
 
 def test_healthcheck_fails_when_nothing_listens() -> None:
-    env = {**os.environ, "BRIDGE_PORT": str(_free_port())}
+    env = {**os.environ, "BRIDGE_PORT": str(free_port())}
     result = subprocess.run([sys.executable, "-m", "legacy_bridge", "healthcheck"], env=env,
                             capture_output=True, text=True)
     assert result.returncode == 1

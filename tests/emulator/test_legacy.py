@@ -10,7 +10,7 @@ import pytest
 
 from legacy_bridge.emulator.app import DEMO_COMPANY_TOKEN
 from legacy_bridge.emulator.dataset import DEMO_PLAN_ID, empty_plan_id, plan_ids
-from support import PLAN_AUTH, SPEC, graphql, legacy
+from support import PLAN_AUTH, SEED_001_ITEM, SPEC, graphql, legacy
 
 OTHER_PLAN = plan_ids(SPEC)[1]
 COMPANY_AUTH = {"Authorization": f"Bearer {DEMO_COMPANY_TOKEN}"}
@@ -50,15 +50,7 @@ async def test_seed_001_item_matches_the_documented_before_rest_item(
     assert len(martinez) == 1
     item = martinez[0]
     joined = {k: item["stats"].pop(k) for k in ("assessment_attempted", "assessment_completed")}
-    assert item == {
-        "learner_email": "j.martinez@acmecorp.com",
-        "program_key": "nd00113",
-        "program_version": "1.0.0",
-        "stats": {"status": "enrolled", "total_projects": 5, "total_projects_completed": 3,
-                  "perc_concepts_completed": 65.0},
-        "last_seen": "2026-03-10T14:30:00Z",
-        "enrolled_at": "2025-11-01T09:00:00Z",
-    }
+    assert item == SEED_001_ITEM
     assert list(item) == PROGRESS_KEYS
     assert all(isinstance(v, int) for v in joined.values())
 
