@@ -168,3 +168,14 @@ async def test_exported_mismatch_replays_as_a_golden_case(
         # ...and passes once that is fixed
         assert json.loads(json.dumps(theirs).replace("static-access", "static_access")) == ours
     assert any("checkpoint" in json.loads(p.read_text()) for p in cases)
+
+
+async def test_shadow_compares_error_answers_too(
+        make_proxy: Callable[..., Starlette], emulator: httpx.AsyncClient) -> None:
+    app = make_proxy(mode="shadow", legacy_url="http://upstream", shadow_primary="graphql")
+    async with app.router.lifespan_context(app), client_for(app) as proxy:
+        response = await legacy(proxy, "users", "page=0")
+        await app.state.bridge.shadow.queue.join()
+        rows = app.state.bridge.usage.store.comparisons()
+    assert response.status_code == 400
+    assert [(r.legacy_status, r.bridge_status, r.agrees) for r in rows] == [(400, 400, True)]

@@ -288,6 +288,8 @@ class Bridge:
             token = recording.set(tape)
             try:
                 response = await self.serve(request, compiled)
+            except BridgeError as exc:  # errors are answers too, and compared
+                response = json_response(exc.body(), exc.status, exc.headers)
             finally:
                 recording.reset(token)
             answer = Reply(response.status_code, bytes(response.body), tape)
