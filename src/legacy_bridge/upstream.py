@@ -57,6 +57,12 @@ Observer = Callable[[str, str, float], None]
 PROBE = orjson.dumps({"query": "{ __typename }"})
 
 
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a shared failure as seen when no other caller was waiting for it."""
+    if not future.cancelled():
+        future.exception()
+
+
 def _retry_after(value: str | None) -> str:
     return value if value is not None and value.isdigit() else "1"
 
@@ -116,11 +122,23 @@ class Upstream:
         pending = self._inflight.get(flight)
         if pending is not None:
             self.coalesced += 1
+            data = await asyncio.shield(pending)
         else:
-            pending = asyncio.ensure_future(self._send(endpoint, body, key))
-            self._inflight[flight] = pending
-            pending.add_done_callback(lambda _: self._inflight.pop(flight, None))
-        data = await asyncio.shield(pending)
+            # The first caller sends it itself (no extra task, no extra loop hop);
+            # callers arriving meanwhile wait on its future.
+            future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            future.add_done_callback(_retrieve)
+            self._inflight[flight] = future
+            try:
+                data = await self._send(endpoint, body, key)
+            except BaseException as exc:
+                future.set_exception(exc if isinstance(exc, Exception)
+                                     else UpstreamError("the request was cancelled"))
+                raise
+            else:
+                future.set_result(data)
+            finally:
+                del self._inflight[flight]
         tape = recording.get()
         if tape is not None:
             tape.exchanges.append({"endpoint": endpoint,
