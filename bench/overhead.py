@@ -10,9 +10,11 @@ proxy's:
 - proxy: legacy-bridge, translating the legacy GET into GraphQL and back.
 
 For per_page 10 and 100 and 1 and 2 uvicorn workers it reports p50/p99
-latency at concurrency 1, requests per second at concurrency 8, and server
-CPU microseconds per request from the servers' own accounting
-(/proc/PID/stat, children included), the figure that holds on a noisy machine.
+latency at concurrency 1 (the three paths interleaved request by request, so
+a slow moment of the machine lands on all of them alike), requests per second
+at concurrency 8, and server CPU microseconds per request from the servers'
+own accounting (/proc/PID/stat, children included), the figure that holds on
+a noisy machine.
 
     python bench/overhead.py [--requests 2000] [--write-readme]
 """
@@ -151,17 +153,31 @@ class Result:
     cpu_us: float
 
 
-def measure(request: httpx.Request, server_pid: int, requests: int) -> Result:
-    with httpx.Client() as client:
-        for _ in range(50):  # warm up connections, caches, JIT-less but lazy imports
-            client.send(request).raise_for_status()
-        samples = []
-        for _ in range(requests):
-            started = time.perf_counter()
-            client.send(request).raise_for_status()
-            samples.append((time.perf_counter() - started) * 1000)
-    q = statistics.quantiles(samples, n=100)
+def latencies(requests: dict[str, httpx.Request], count: int) -> dict[str, list[float]]:
+    """Concurrency-1 latency of each setup, interleaved request by request.
 
+    Taking one sample of each setup in turn means a slow moment of the machine
+    lands on all of them alike, instead of on whichever setup ran then.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in requests}
+    clients = {name: httpx.Client() for name in requests}
+    try:
+        for _ in range(50):  # warm up connections, caches, lazy imports
+            for name, request in requests.items():
+                clients[name].send(request).raise_for_status()
+        for _ in range(count):
+            for name, request in requests.items():
+                started = time.perf_counter()
+                clients[name].send(request).raise_for_status()
+                samples[name].append((time.perf_counter() - started) * 1000)
+    finally:
+        for client in clients.values():
+            client.close()
+    return samples
+
+
+def throughput(request: httpx.Request, server_pid: int, requests: int) -> tuple[float, float]:
+    """(requests per second at concurrency 8, server CPU microseconds per request)."""
     async def concurrent() -> float:
         async with httpx.AsyncClient(limits=httpx.Limits(max_connections=8)) as client:
             async def worker(n: int) -> None:
@@ -176,7 +192,17 @@ def measure(request: httpx.Request, server_pid: int, requests: int) -> Result:
     elapsed = asyncio.run(concurrent())
     cpu = cpu_seconds(server_pid) - cpu_before
     done = requests // 8 * 8
-    return Result(q[49], q[98], done / elapsed, cpu / done * 1e6)
+    return done / elapsed, cpu / done * 1e6
+
+
+def measure(setups: dict[str, tuple[httpx.Request, int]], requests: int) -> dict[str, Result]:
+    timings = latencies({name: request for name, (request, _) in setups.items()}, requests)
+    results = {}
+    for name, (request, pid) in setups.items():
+        q = statistics.quantiles(timings[name], n=100)
+        rps, cpu_us = throughput(request, pid, requests)
+        results[name] = Result(q[49], q[98], rps, cpu_us)
+    return results
 
 
 def main() -> None:
@@ -249,8 +275,7 @@ def run(requests: int) -> str:
                                                 headers={"Authorization": f"Bearer {TOKEN}"}),
                                   proxy.pid),
                     }
-                    results = {name: measure(req, pid, requests)
-                               for name, (req, pid) in setups.items()}
+                    results = measure(setups, requests)
                     direct = results["direct"]
                     for name, r in results.items():
                         added = f"{r.p50 - direct.p50:.2f}" if name != "direct" else "-"
@@ -267,9 +292,10 @@ def run(requests: int) -> str:
     finally:
         stop(upstream)
     table = "\n".join([
-        f"{requests:,} requests per cell at concurrency 1 (latency), then {requests // 8 * 8:,} "
-        "at concurrency 8 (throughput, CPU). Upstream: precomputed answer, 2 workers. "
-        "CPU is the server's own (all its worker processes), per request.",
+        f"{requests:,} requests per cell at concurrency 1 (latency; the three paths "
+        f"interleaved request by request), then {requests // 8 * 8:,} at concurrency 8 "
+        "(throughput, CPU). Upstream: precomputed answer, 2 workers. CPU is the server's "
+        "own (all its worker processes), per request.",
         "",
         "| per_page | workers | path | p50 ms | p99 ms | added over direct, p50 ms "
         "| req/s at c=8 | server CPU µs/req |",
