@@ -18,7 +18,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ import httpx
 from legacy_bridge.auth import digest
 from legacy_bridge.emulator.app import DEMO_API_KEY, DEMO_COMPANY_TOKEN
 from legacy_bridge.emulator.dataset import DEMO_PLAN_ID
+from overhead import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUTES = ["progress", "users", "assessment-attempts"]
@@ -39,13 +39,6 @@ ROUTES = ["progress", "users", "assessment-attempts"]
 BURST = [("http_502", 1.0), ("drop", 0.5), ("http_500", 0.5), ("timeout", 0.5),
          ("malformed_json", 0.5), ("http_429", 0.5), ("http_503", 2.0)]
 MAX_REQUESTS_PER_CLIENT = 100_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def rss_mib(pid: int) -> float:

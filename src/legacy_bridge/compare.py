@@ -72,6 +72,17 @@ def leaves(record: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, A
             yield path, value
 
 
+def field_comparisons(left: Mapping[str, Any], right: Mapping[str, Any],
+                      rules: RawCompare) -> Iterator[tuple[str, bool, Any, Any]]:
+    """(path, agrees, left value, right value) for every leaf path of either side,
+    ignored paths left out; a missing leaf is ABSENT."""
+    a, b = dict(leaves(left)), dict(leaves(right))
+    for path in dict.fromkeys([*a, *b]):
+        if path not in rules.ignore:
+            ours, theirs = a.get(path, ABSENT), b.get(path, ABSENT)
+            yield path, same(ours, theirs, path, rules), ours, theirs
+
+
 def _identity(record: Mapping[str, Any], rules: RawCompare, position: int) -> str:
     if not rules.identity:
         return f"#{position}"
@@ -92,17 +103,13 @@ def compare_records(route: str, legacy: Sequence[Mapping[str, Any]],
         if ours is None:
             continue
         result.compared += 1
-        a, b = dict(leaves(theirs)), dict(leaves(ours))
-        for path in dict.fromkeys([*a, *b]):
-            if path in rules.ignore:
-                continue
+        for path, agrees, left_value, right_value in field_comparisons(theirs, ours, rules):
             tally = result.fields.setdefault(path, [0, 0])
             tally[1] += 1
-            if same(a.get(path, ABSENT), b.get(path, ABSENT), path, rules):
+            if agrees:
                 tally[0] += 1
             else:
-                result.differences.append(
-                    Difference(key, path, a.get(path, ABSENT), b.get(path, ABSENT)))
+                result.differences.append(Difference(key, path, left_value, right_value))
         if list(theirs) != list(ours):  # key order is part of the legacy shape
             result.differences.append(Difference(key, "(key order)", list(theirs), list(ours)))
     return result

@@ -31,7 +31,7 @@ class CrawlError(Exception):
 
 
 def _pages(client: httpx.Client, side: Side, path: str, per_page: int, route: str,
-           progress: Progress | None, both: int) -> tuple[list[dict[str, Any]], int]:
+           progress: Progress | None, done_before: int) -> tuple[list[dict[str, Any]], int]:
     items: list[dict[str, Any]] = []
     page = 1
     while True:
@@ -46,7 +46,7 @@ def _pages(client: httpx.Client, side: Side, path: str, per_page: int, route: st
         total = int(body["total"])
         pages = max(1, -(-total // per_page))
         if progress is not None:
-            progress(route, page + both, 2 * pages)
+            progress(route, done_before + page, 2 * pages)
         if page >= pages or not body["results"]:
             return items, total
         page += 1

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from legacy_bridge import logs
-from legacy_bridge.compare import compare_records, leaves, redact, same
+from legacy_bridge.compare import ABSENT, compare_records, field_comparisons, leaves, redact
 from legacy_bridge.mapping import Route
 from legacy_bridge.metrics import Metrics
 from legacy_bridge.store import ComparisonRow, Store
@@ -104,12 +104,12 @@ def diff_answers(route: Route, legacy: Reply, bridge: Reply,
         differences += [{"record": k, "path": "(record)", "legacy": "absent",
                          "bridge": "present"} for k in result.bridge_only]
         differences += [d.__dict__ for d in result.differences]
-    if isinstance(theirs, dict) and isinstance(ours, dict):
-        a, b = dict(leaves(theirs)), dict(leaves(ours))
-        for path in dict.fromkeys([*a, *b]):
-            if not same(a.get(path, "<absent>"), b.get(path, "<absent>"), path, route.compare):
-                differences.append({"record": "", "path": path, "legacy": a.get(path),
-                                    "bridge": b.get(path)})
+    if isinstance(theirs, dict) and isinstance(ours, dict):  # the envelope
+        differences += [{"record": "", "path": path,
+                         "legacy": None if left is ABSENT else left,
+                         "bridge": None if right is ABSENT else right}
+                        for path, agrees, left, right
+                        in field_comparisons(theirs, ours, route.compare) if not agrees]
     elif theirs != ours:
         differences.append({"record": "", "path": "(body)", "legacy": theirs, "bridge": ours})
     return not differences, differences

@@ -16,7 +16,6 @@ import asyncio
 import hashlib
 import random
 import time
-from collections import Counter
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -106,7 +105,6 @@ class Upstream:
         self._inflight: dict[Flight, asyncio.Future[dict[str, Any]]] = {}
         self._slots = asyncio.Semaphore(policy.concurrency)
         self.breakers: dict[str, Breaker] = {}
-        self.sent: Counter[str] = Counter()  # requests sent, by endpoint
         self.received_bytes = 0
         self.coalesced = 0
 
@@ -216,7 +214,6 @@ class Upstream:
                 self._observe(endpoint, outcome, time.perf_counter() - started)
 
     async def _exchange(self, endpoint: str, body: bytes, key: str) -> dict[str, Any]:
-        self.sent[endpoint] += 1
         headers = {"Authorization": f"Token {key}", "Content-Type": "application/json",
                    "Accept": "application/json"}
         stats = logs.current.get()
