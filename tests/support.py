@@ -68,3 +68,16 @@ async def legacy(client: httpx.AsyncClient, route: str, query: str = "",
                  method: str = "GET") -> httpx.Response:
     url = f"/api/v2/plans/{plan}/{route}" + (f"?{query}" if query else "")
     return await client.request(method, url, headers=PLAN_AUTH if headers is None else headers)
+
+
+DATA_API = "/api/emc/reports/query"
+
+
+async def sql_answer(client: httpx.AsyncClient, query: str,
+                     token: str = DEMO_COMPANY_TOKEN) -> dict[str, Any]:
+    """The 200 JSON answer of the Data API (proxy or emulator) to one SQL statement."""
+    answer = await client.post(DATA_API, json={"query": query},
+                               headers={"authorization": f"Bearer {token}"})
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body

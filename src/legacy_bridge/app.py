@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from legacy_bridge import logs, openapi, params
 from legacy_bridge.admin import admin_routes
 from legacy_bridge.auth import Authenticator, Client, load_tokens
+from legacy_bridge.dataapi import DataApiService
 from legacy_bridge.errors import (
     BridgeError,
     ConfigError,
@@ -44,15 +45,23 @@ from legacy_bridge.errors import (
     UpstreamUnavailable,
 )
 from legacy_bridge.joins import join_values
-from legacy_bridge.mapping import Connection, Join, Route, VariablePath, load_mappings
+from legacy_bridge.mapping import Join, Route, VariablePath, load_mappings
 from legacy_bridge.metrics import Metrics
 from legacy_bridge.modes import LegacyRelay, Reply, Shadow, ShadowJob
-from legacy_bridge.pagination import Answer, Fetch, MemoryCheckpoints, query_key, read_page
+from legacy_bridge.pagination import (
+    Answer,
+    Fetch,
+    MemoryCheckpoints,
+    answer_of,
+    query_key,
+    read_page,
+)
 from legacy_bridge.query import Document, connection_document, input_variables
 from legacy_bridge.redis_cache import RedisCheckpoints
 from legacy_bridge.responses import json_response
 from legacy_bridge.rewrite import Rewriter, compile_rewriter
 from legacy_bridge.settings import Settings
+from legacy_bridge.sqlmap import DataApi, load_data_api
 from legacy_bridge.store import Store
 from legacy_bridge.upstream import Policy, Tape, Upstream, recording
 from legacy_bridge.usage import Usage
@@ -189,25 +198,11 @@ def _has(item: dict[str, Any], path: tuple[str, ...]) -> bool:
     return True
 
 
-def _answer(data: dict[str, Any], conn: Connection, with_nodes: bool) -> Answer:
-    names = conn.names
-    try:
-        connection = data[conn.operation]
-        edges = connection[names.edges]
-        return Answer(
-            cursors=[edge[names.cursor] for edge in edges],
-            nodes=[edge[names.node] for edge in edges] if with_nodes else None,
-            total=int(connection[names.total]),
-            has_next=bool(connection[names.page_info][names.has_next]),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UpstreamError("the upstream answered an unexpected shape") from exc
-
-
 class Bridge:
     def __init__(self, settings: Settings, routes: list[Route], authenticator: Authenticator,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 legacy_transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 legacy_transport: httpx.AsyncBaseTransport | None = None,
+                 data_api: DataApi | None = None) -> None:
         self.settings = settings
         self.routes = [compile_route(r) for r in routes]
         self.auth = authenticator
@@ -215,6 +210,10 @@ class Bridge:
         self.metrics = Metrics(self._figures)
         api_of = {r.endpoint: r.api for r in routes}
         api_of.update({j.endpoint: j.api for r in routes for j in r.joins.values()})
+        if data_api is not None:
+            api_of[data_api.endpoint] = data_api.api
+            if data_api.catalog is not None:
+                api_of[data_api.catalog.endpoint] = data_api.catalog.api
         self.endpoints = sorted(api_of)
 
         def observe(endpoint: str, outcome: str, seconds: float) -> None:
@@ -240,6 +239,8 @@ class Bridge:
             raise ConfigError(f"BRIDGE_LEGACY_URL is required for mode "
                               f"{', '.join(sorted(modes - {'graphql'}))}")
         self._ready: tuple[float, bool, dict[str, str]] | None = None
+        self.data_api = (DataApiService(data_api, self.upstream, authenticator, settings,
+                                        self.usage) if data_api else None)
 
     async def dispatch(self, request: Request, compiled: CompiledRoute) -> Response:
         """The route's migration mode decides who answers (see modes.py)."""
@@ -363,7 +364,7 @@ class Bridge:
             variables = input_variables(legacy.variables, route.connection, first, after)
             data = await self.upstream.query(route.endpoint, document, variables,
                                              client.upstream_key)
-            return _answer(data, route.connection, with_nodes)
+            return answer_of(data, route.connection, with_nodes)
 
         return fetch
 
@@ -388,7 +389,7 @@ class Bridge:
                 join.endpoint, document,
                 input_variables(variables, join.connection, join.max_first, after),
                 client.upstream_key)
-            answer = _answer(data, join.connection, with_nodes=True)
+            answer = answer_of(data, join.connection, with_nodes=True)
             nodes += answer.nodes or []
             if not answer.has_next or not answer.cursors:
                 return nodes
@@ -409,7 +410,9 @@ async def _bridge_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
-        error: BridgeError = MethodNotAllowed("only GET is allowed", {"Allow": "GET"})
+        data_api = request.app.state.bridge.data_api
+        allowed = "POST" if data_api and request.url.path == data_api.api.path else "GET"
+        error: BridgeError = MethodNotAllowed(f"only {allowed} is allowed", {"Allow": allowed})
     else:
         error = NotFound("no such route")
     return json_response(error.body(), error.status, error.headers)
@@ -441,7 +444,8 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
                legacy_transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
     """The proxy, with its mappings loaded and checked; raises MappingError or ConfigError."""
     bridge = Bridge(settings, load_mappings(settings.mappings_dir), _authenticator(settings),
-                    transport, legacy_transport)
+                    transport, legacy_transport, load_data_api(settings.mappings_dir))
+    sql = bridge.data_api
 
     description = json_response(openapi.document([c.route for c in bridge.routes]))
 
@@ -477,6 +481,8 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
 
     routes = [StarletteRoute(c.route.path, bridge.endpoint(c), methods=["GET"])
               for c in bridge.routes]
+    if sql is not None:
+        routes.append(StarletteRoute(sql.api.path, sql.serve, methods=["POST"]))
     routes.append(StarletteRoute("/healthz", healthz, methods=["GET"]))
     routes.append(StarletteRoute("/readyz", readyz, methods=["GET"]))
     routes.append(StarletteRoute("/metrics", metrics, methods=["GET"]))

@@ -2,11 +2,14 @@
 
     BridgeError                      -> {"error": {"status", "code", "message"}}
     ├── InvalidParameter      400 invalid_parameter
+    ├── UnsupportedSql        400 unsupported_sql      (Data API: names the construct)
+    ├── ColumnUnavailable     400 column_unavailable   (Data API: names the alternative)
     ├── PageTooDeep           400 page_too_deep
     ├── Unauthorized          401 unauthorized
     ├── Forbidden             403 forbidden
     ├── NotFound              404 not_found
     ├── MethodNotAllowed      405 method_not_allowed   (Allow: GET)
+    ├── ResultTooLarge        413 result_too_large     (Data API)
     ├── RateLimited           429 rate_limited         (Retry-After passed on)
     ├── UpstreamError         502 upstream_error
     │   └── UpstreamQueryError     (GraphQL errors without data, e.g. a refused cursor)
@@ -40,6 +43,18 @@ class BridgeError(Exception):
 
 class InvalidParameter(BridgeError):
     status, code = 400, "invalid_parameter"
+
+
+class UnsupportedSql(BridgeError):
+    status, code = 400, "unsupported_sql"
+
+
+class ColumnUnavailable(BridgeError):
+    status, code = 400, "column_unavailable"
+
+
+class ResultTooLarge(BridgeError):
+    status, code = 413, "result_too_large"
 
 
 class PageTooDeep(BridgeError):

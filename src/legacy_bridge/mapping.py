@@ -222,7 +222,7 @@ def bundled_schema(api: str, endpoint: str) -> GraphQLSchema:
 
 def load_mappings(directory: Path, schema_source: SchemaSource = bundled_schema) -> list[Route]:
     """Every `*.toml` in `directory`, checked; raises MappingError on the first problem."""
-    files = sorted(directory.glob("*.toml"))
+    files = [f for f in sorted(directory.glob("*.toml")) if not is_data_api_table(f)]
     if not files:
         raise MappingError(str(directory), "(folder)", "no mapping tables (*.toml) found",
                            "point BRIDGE_MAPPINGS_DIR at the folder holding the tables")
@@ -234,6 +234,14 @@ def load_mappings(directory: Path, schema_source: SchemaSource = bundled_schema)
                                f"{seen[route.path]}", "keep one table per legacy route")
         seen[route.path] = route.file
     return routes
+
+
+def is_data_api_table(path: Path) -> bool:
+    """A SQL Data API table (`[data_api]`, see sqlmap.py) rather than a route table."""
+    try:
+        return "data_api" in tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError:
+        return False  # the route loader reports the syntax error
 
 
 def load_mapping(path: Path, schema_source: SchemaSource = bundled_schema) -> Route:
@@ -260,9 +268,11 @@ def _unwrap(type_: GraphQLType) -> tuple[GraphQLNamedType, bool]:
     return get_named_type(type_), is_list
 
 
-class _Checker:
-    def __init__(self, file: str, name: str, raw: RawMapping, source: SchemaSource) -> None:
-        self.file, self.name, self.raw, self.source = file, name, raw, source
+class SchemaChecks:
+    """Checks of one table's names against the GraphQL schemas, failing with the file."""
+
+    def __init__(self, file: str, source: SchemaSource) -> None:
+        self.file, self.source = file, source
 
     def fail(self, key: str, problem: str, fix: str) -> MappingError:
         return MappingError(self.file, key, problem, fix)
@@ -328,6 +338,12 @@ class _Checker:
             raise self.fail(key, f"{node.name} has no field {name!r}",
                             f"use one of: {', '.join(node.fields)}")
         return _unwrap(node.fields[name].type)[0]
+
+
+class _Checker(SchemaChecks):
+    def __init__(self, file: str, name: str, raw: RawMapping, source: SchemaSource) -> None:
+        super().__init__(file, source)
+        self.name, self.raw = name, raw
 
     def params(self, schema: GraphQLSchema, conn: Connection) -> dict[str, Param]:
         input_type = schema.get_type(conn.input_type)

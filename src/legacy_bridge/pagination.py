@@ -21,7 +21,8 @@ import orjson
 from cachetools import TTLCache
 
 from legacy_bridge import logs
-from legacy_bridge.errors import PageTooDeep, UpstreamQueryError
+from legacy_bridge.errors import PageTooDeep, UpstreamError, UpstreamQueryError
+from legacy_bridge.mapping import Connection
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,22 @@ class Answer:
     nodes: list[dict[str, Any]] | None  # None for a cursor-only request
     total: int
     has_next: bool
+
+
+def answer_of(data: dict[str, Any], conn: Connection, with_nodes: bool) -> Answer:
+    """The records and paging facts of one upstream connection answer."""
+    names = conn.names
+    try:
+        connection = data[conn.operation]
+        edges = connection[names.edges]
+        return Answer(
+            cursors=[edge[names.cursor] for edge in edges],
+            nodes=[edge[names.node] for edge in edges] if with_nodes else None,
+            total=int(connection[names.total]),
+            has_next=bool(connection[names.page_info][names.has_next]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UpstreamError("the upstream answered an unexpected shape") from exc
 
 
 # fetch(first, after, with_nodes) -> Answer

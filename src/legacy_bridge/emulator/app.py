@@ -1,4 +1,4 @@
-"""The emulator as one ASGI app: three GraphQL APIs, the catalog, legacy v2.
+"""The emulator as one ASGI app: three GraphQL APIs, the catalog, legacy v2, Data API.
 
 `create_emulator_app` is what `legacy-bridge emulate`, the demo and the tests
 all serve; tests mount it on `httpx.ASGITransport` or a real uvicorn.
@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from legacy_bridge.emulator.controls import Controls
 from legacy_bridge.emulator.cursors import CursorCodec
+from legacy_bridge.emulator.data_api import LegacyDataApi
 from legacy_bridge.emulator.dataset import DEMO_PLAN_ID
 from legacy_bridge.emulator.graphql_api import API_NAMES, PATH_TEMPLATE, build_apis
 from legacy_bridge.emulator.legacy import LEGACY_ROUTES, LegacyApi, LegacyError, error_response
@@ -30,6 +31,7 @@ DEMO_API_KEY = "demo-company-key"
 DEMO_PLAN_TOKEN = "demo-plan-token"
 DEMO_COMPANY_TOKEN = "demo-company-token"
 LEGACY_PATH = "/api/v2/plans/{plan_id}/"
+DATA_API_PATH = "/api/emc/reports/query"
 
 
 @dataclass
@@ -53,6 +55,7 @@ def create_emulator_app(config: EmulatorConfig) -> Starlette:
     apis = build_apis(store, CursorCodec(config.cursor_secret))
     controls = Controls(enabled=config.controls)
     legacy = LegacyApi(store, config.legacy_tokens, config.drift)
+    data_api = LegacyDataApi(config.dataset, config.legacy_tokens)
     keys = frozenset(config.api_keys)
 
     async def graphql(request: Request) -> Response:
@@ -87,6 +90,7 @@ def create_emulator_app(config: EmulatorConfig) -> Starlette:
               for name in API_NAMES]
     routes += [Route(LEGACY_PATH + name, legacy.handle, methods=["GET"])
                for name in LEGACY_ROUTES]
+    routes.append(Route(DATA_API_PATH, data_api.handle, methods=["POST"]))
     routes.append(Route("/healthz", healthz))
     if config.controls:
         routes += controls.routes()

@@ -1,0 +1,287 @@
+"""`POST /api/emc/reports/query`: the legacy Data API, SQL over GraphQL.
+
+One request, top to bottom, is `DataApiService.serve`:
+validate (token, company scope, body) -> plan (sqlplan) -> query upstream
+(pages with the pushed-down variables, or one `totalCount` request per COUNT
+group) -> rewrite (typed rows, residual WHERE, sort, LIMIT, projection) ->
+respond (JSON envelope from the table, or streamed CSV).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from cachetools import TTLCache
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from legacy_bridge.auth import COMPANY_SCOPE, Authenticator
+from legacy_bridge.errors import (
+    Forbidden,
+    InvalidParameter,
+    ResultTooLarge,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from legacy_bridge.mapping import VariablePath
+from legacy_bridge.pagination import answer_of
+from legacy_bridge.query import Document, connection_document, input_variables
+from legacy_bridge.responses import json_response
+from legacy_bridge.settings import Settings
+from legacy_bridge.sqlmap import Column, DataApi
+from legacy_bridge.sqlplan import Plan, Row, parse_timestamp, plan, sort_rows, to_json
+from legacy_bridge.upstream import Upstream
+from legacy_bridge.usage import Usage
+
+ROUTE_NAME = "data-api"
+
+
+@dataclass(frozen=True)
+class Result:
+    columns: list[str]
+    rows: list[list[Any]]  # JSON values, in column order
+
+
+class DataApiService:
+    def __init__(self, api: DataApi, upstream: Upstream, auth: Authenticator,
+                 settings: Settings, usage: Usage) -> None:
+        self.api = api
+        self.upstream = upstream
+        self.auth = auth
+        self.settings = settings
+        self.usage = usage
+        conn = api.connection
+        self.rows_document = connection_document(conn, "LegacyDataApiRows", api.node_fields)
+        self.count_document = connection_document(conn, "LegacyDataApiCount", ())
+        self.catalog_document = (Document(api.catalog.document, "LegacyDataApiCatalog")
+                                 if api.catalog else None)
+        self._titles: TTLCache[str, dict[str, str]] = TTLCache(1, settings.catalog_ttl)
+        self._titles_lock = asyncio.Lock()
+
+    async def serve(self, request: Request) -> Response:
+        # validate: token, company scope, body; nothing went upstream yet
+        client = self.auth.client(request.headers.get("authorization"))
+        request.state.client = client.label
+        if COMPANY_SCOPE not in client.plans:
+            raise Forbidden("the Data API needs a company-wide token; this one is for plans")
+        sql = await self._sql(request)
+        # plan: what the upstream does, what runs here
+        query_plan = plan(sql, self.api)
+        # query upstream -> rewrite
+        try:
+            async with asyncio.timeout(self.settings.total_deadline):
+                result = await self.run(query_plan, client.upstream_key)
+        except TimeoutError:
+            raise UpstreamTimeout("the upstream did not answer in time") from None
+        self.usage.record(client.label, ROUTE_NAME, [], result.columns)
+        # respond
+        if "text/csv" in request.headers.get("accept", ""):
+            return StreamingResponse(csv_lines(result), media_type="text/csv; charset=utf-8")
+        names = self.api.response
+        return json_response({names.columns: result.columns, names.rows: result.rows,
+                              names.row_count: len(result.rows)})
+
+    async def _sql(self, request: Request) -> str:
+        limit = self.settings.sql_max_bytes
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise InvalidParameter(f"the SQL is longer than {limit} bytes")
+        if request.headers.get("content-type", "").startswith("application/json"):
+            try:
+                payload = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                raise InvalidParameter("the body is not JSON; send {\"query\": \"<SQL>\"} "
+                                       "or the SQL as text/plain") from None
+            sql = payload.get("query") if isinstance(payload, dict) else None
+        else:
+            try:
+                sql = body.decode()
+            except UnicodeDecodeError:
+                raise InvalidParameter("the SQL is not UTF-8 text") from None
+        if not isinstance(sql, str) or not sql.strip():
+            raise InvalidParameter("send the SQL as {\"query\": \"<SQL>\"} or as text/plain")
+        return sql
+
+    # -- query upstream and rewrite ---------------------------------------------
+
+    async def run(self, query_plan: Plan, key: str) -> Result:
+        """The legacy answer of a plan; raises BridgeErrors."""
+        columns = [o.name for o in query_plan.outputs]
+        if query_plan.limit == 0:
+            return Result(columns, [])
+        titles = await self.titles(key) if query_plan.needs_catalog else {}
+        if query_plan.count is not None:
+            rows = await self._counts(query_plan, key, titles)
+            sort_rows(rows, query_plan.sort)
+            return Result(columns, _window(rows, query_plan))
+        stop = query_plan.early_stop
+        kept: list[Row] = []
+        matched = 0
+        async with contextlib.aclosing(self._matching(query_plan, key, titles)) as matching:
+            async for row in matching:
+                matched += 1
+                if query_plan.sort or matched > query_plan.offset:
+                    kept.append(row)
+                    if len(kept) > self.settings.sql_max_rows:
+                        raise ResultTooLarge(
+                            f"the answer holds more than {self.settings.sql_max_rows} rows; "
+                            "add a LIMIT or narrow the WHERE")
+                if stop is not None and matched >= stop:
+                    break
+        if query_plan.sort:
+            sort_rows(kept, query_plan.sort)
+            kept = _window(kept, query_plan)
+        outputs = [o.expr.fn for o in query_plan.outputs]
+        return Result(columns, [[to_json(fn(row)) for fn in outputs] for row in kept])
+
+    async def _matching(self, query_plan: Plan, key: str, titles: dict[str, str],
+                        extra: tuple[Column, ...] = ()) -> AsyncGenerator[Row, None]:
+        """Typed rows that pass the residual WHERE, page after page."""
+        build = _row_builder((*query_plan.columns_read, *extra), titles)
+        residual = query_plan.residual.fn if query_plan.residual else None
+        async with contextlib.aclosing(self._pages(query_plan, key)) as pages:
+            async for nodes in pages:
+                for node in nodes:
+                    row = build(node)
+                    if residual is None or residual(row) is True:
+                        yield row
+
+    async def _pages(self, query_plan: Plan,
+                     key: str) -> AsyncGenerator[list[dict[str, Any]], None]:
+        after: str | None = None
+        while True:
+            data = await self.upstream.query(
+                self.api.endpoint, self.rows_document,
+                input_variables(query_plan.variables, self.api.connection, query_plan.first,
+                                after), key)
+            answer = answer_of(data, self.api.connection, with_nodes=True)
+            yield answer.nodes or []
+            if not answer.has_next or not answer.cursors:
+                return
+            after = answer.cursors[-1]
+
+    async def total(self, variables: dict[VariablePath, Any], key: str) -> int:
+        """totalCount of a filter: one cursor-only request of one record."""
+        data = await self.upstream.query(
+            self.api.endpoint, self.count_document,
+            input_variables(variables, self.api.connection, 1, None), key)
+        return answer_of(data, self.api.connection, with_nodes=False).total
+
+    async def _counts(self, query_plan: Plan, key: str,
+                      titles: dict[str, str]) -> list[list[Any]]:
+        count = query_plan.count
+        assert count is not None
+        group = count.group
+        if not count.from_totals:
+            found: dict[Any, int] = {}
+            matching_rows = self._matching(query_plan, key, titles, (group,) if group else ())
+            async with contextlib.aclosing(matching_rows) as matching:
+                async for row in matching:
+                    value = row[group.name] if group else None
+                    found[value] = found.get(value, 0) + 1
+            if group is None:
+                found.setdefault(None, 0)
+            pairs = list(found.items())
+        elif group is None:
+            pairs = [(None, await self.total(query_plan.variables, key))]
+        else:
+            assert group.filter is not None
+            narrowed = query_plan.variables.get(group.filter)
+            domain = (list(group.filter_values.items()) if group.groups == "enum"
+                      else [(k, k) for k in titles])
+            domain = [(legacy, up) for legacy, up in domain
+                      if narrowed is None or up in narrowed]
+            totals = await asyncio.gather(*(
+                self.total({**query_plan.variables, group.filter: [up]}, key)
+                for _, up in domain))
+            pairs = [(legacy, n) for (legacy, _), n in zip(domain, totals, strict=True) if n]
+        out = []
+        for value, n in pairs:
+            line: list[Any] = [to_json(value)] if group else []
+            line.insert(count.count_index, n)
+            out.append(line)
+        return out
+
+    async def titles(self, key: str) -> dict[str, str]:
+        """Catalog program titles by key: one request, reused for BRIDGE_CATALOG_TTL."""
+        catalog, document = self.api.catalog, self.catalog_document
+        assert catalog is not None and document is not None
+        async with self._titles_lock:
+            cached = self._titles.get("titles")
+            if cached is None:
+                data: Any = await self.upstream.query(catalog.endpoint, document, {}, key)
+                try:
+                    for part in catalog.list_path:
+                        data = data[part]
+                    cached = {str(p[catalog.key]): p[catalog.value] for p in data}
+                except (KeyError, TypeError) as exc:
+                    raise UpstreamError("the catalog answered an unexpected shape") from exc
+                self._titles["titles"] = cached
+            return cached
+
+
+def _window(rows: list[Any], query_plan: Plan) -> list[Any]:
+    end = None if query_plan.limit is None else query_plan.offset + query_plan.limit
+    return rows[query_plan.offset:end]
+
+
+def _row_builder(columns: Iterable[Column],
+                 titles: dict[str, str]) -> Callable[[dict[str, Any]], Row]:
+    """node -> the typed values of the columns the plan reads."""
+    getters: list[tuple[str, Callable[[dict[str, Any]], Any]]] = []
+    for column in {c.name: c for c in columns}.values():
+        def get(node: dict[str, Any], c: Column = column) -> Any:
+            if c.catalog is not None:
+                return titles.get(node[c.catalog])
+            assert c.field is not None
+            value = node[c.field]
+            if value is None and c.fallback is not None:
+                value = node[c.fallback]
+            if value is None:
+                return None
+            if c.lower:
+                return str(value).lower()
+            if c.type == "timestamp":
+                return parse_timestamp(value)
+            return int(value) if c.type == "integer" else value
+
+        getters.append((column.name, get))
+
+    def build(node: dict[str, Any]) -> Row:
+        try:
+            return {name: get(node) for name, get in getters}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UpstreamError("the upstream answered an unexpected record") from exc
+
+    return build
+
+
+async def csv_lines(result: Result, chunk: int = 500) -> AsyncIterator[str]:
+    """The answer as CSV with a header row, written out a chunk of rows at a time."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(result.columns)
+    for start in range(0, len(result.rows), chunk):
+        writer.writerows([_csv_value(v) for v in row]
+                         for row in result.rows[start:start + chunk])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value

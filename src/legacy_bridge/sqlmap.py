@@ -1,0 +1,292 @@
+"""The Data API table (`mappings/data-api.toml`): SQL columns over GraphQL fields.
+
+Loaded and checked at start-up like the route tables: every field, filter
+variable, orderBy value and catalog path is looked up in the GraphQL schemas,
+and the first problem stops start-up with a `MappingError` naming the file,
+the key and the fix. What it yields is plain data for `sqlplan`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from graphql import (
+    GraphQLEnumType,
+    GraphQLNamedType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+)
+from pydantic import Field, ValidationError
+
+from legacy_bridge.errors import MappingError
+from legacy_bridge.mapping import (
+    Connection,
+    RawConnection,
+    SchemaChecks,
+    SchemaSource,
+    VariablePath,
+    _Raw,
+    _unwrap,
+    bundled_schema,
+    is_data_api_table,
+)
+
+ColumnType = Literal["text", "timestamp", "integer"]
+
+
+class RawResponse(_Raw):
+    columns: str = "columns"
+    rows: str = "rows"
+    row_count: str = "row_count"
+
+
+class RawDataApi(_Raw):
+    path: str
+    api: str
+    endpoint: str
+    operation: str
+    max_first: int = Field(100, ge=1)
+    first_variable: str = "first"
+    after_variable: str = "after"
+    order_variable: str | None = None
+    direction_variable: str | None = None
+    directions: dict[Literal["asc", "desc"], str] = Field(default_factory=dict)
+    connection: RawConnection = RawConnection()
+    response: RawResponse = RawResponse()
+
+
+class RawCatalog(_Raw):
+    api: str
+    endpoint: str
+    list: str
+    key: str
+    value: str
+
+
+class RawColumn(_Raw):
+    type: ColumnType
+    field: str | None = None
+    fallback: str | None = Field(None, alias="else")
+    catalog: str | None = None
+    transform: Literal["lower"] | None = None
+    filter: str | None = None
+    order_by: str | None = None
+    nulls: Literal["last_on_asc", "first_on_asc"] | None = None
+    groups: Literal["enum", "catalog"] | None = None
+    note: str | None = None
+
+
+class RawTable(_Raw):
+    columns: dict[str, RawColumn]
+    unavailable: dict[str, str] = Field(default_factory=dict)
+
+
+class RawDataApiFile(_Raw):
+    data_api: RawDataApi
+    catalog: RawCatalog | None = None
+    tables: dict[str, RawTable]
+    unavailable_tables: dict[str, str] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: ColumnType
+    field: str | None  # node field; None for a catalog column
+    fallback: str | None  # node field used when `field` is null
+    catalog: str | None  # node field looked up in the catalog
+    lower: bool
+    nullable: bool
+    filter: VariablePath | None
+    filter_values: Mapping[str, str]  # legacy spelling -> enum value; empty: any text
+    order_by: str | None
+    nulls_last_on_asc: bool | None  # None: the upstream's null placement is unknown
+    groups: str | None
+    note: str | None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    api: str
+    endpoint: str
+    list_path: tuple[str, ...]
+    key: str
+    value: str
+    document: str  # the one query, printed at load
+
+
+@dataclass(frozen=True)
+class SqlTable:
+    name: str
+    columns: Mapping[str, Column]  # in SELECT * order
+    unavailable: Mapping[str, str]  # column -> the guide's alternative
+
+
+@dataclass(frozen=True)
+class DataApi:
+    file: str
+    path: str
+    api: str
+    endpoint: str
+    connection: Connection
+    max_first: int
+    order_variable: str | None
+    direction_variable: str | None
+    directions: Mapping[str, str]
+    response: RawResponse
+    catalog: Catalog | None
+    tables: Mapping[str, SqlTable]
+    unavailable_tables: Mapping[str, str]
+    node_fields: tuple[str, ...]
+
+
+def load_data_api(directory: Path, source: SchemaSource = bundled_schema) -> DataApi | None:
+    """The one Data API table in `directory`, checked; None when there is none."""
+    files = [f for f in sorted(directory.glob("*.toml")) if is_data_api_table(f)]
+    if not files:
+        return None
+    if len(files) > 1:
+        raise MappingError(str(files[1]), "data_api", f"{files[0]} also has a [data_api]",
+                           "keep one Data API table")
+    file = str(files[0])
+    try:
+        raw = RawDataApiFile.model_validate(tomllib.loads(files[0].read_text()))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(part) for part in error["loc"])
+        fix = ("remove it or check its spelling" if error["type"] == "extra_forbidden"
+               else "see README, The Data API table")
+        raise MappingError(file, key, error["msg"], fix) from None
+    return _DataApiChecker(file, source, raw).data_api()
+
+
+class _DataApiChecker(SchemaChecks):
+    def __init__(self, file: str, source: SchemaSource, raw: RawDataApiFile) -> None:
+        super().__init__(file, source)
+        self.raw = raw
+
+    def data_api(self) -> DataApi:
+        d = self.raw.data_api
+        schema = self.schema("data_api.api", d.api, d.endpoint)
+        conn = self.connection("data_api", schema, d.operation, d.first_variable,
+                               d.after_variable, d.connection)
+        input_type = schema.get_type(conn.input_type)
+        node = schema.get_type(conn.node_type)
+        assert input_type is not None and isinstance(node, GraphQLObjectType)
+        order_values: frozenset[str] = frozenset()
+        if d.order_variable:
+            leaf, _ = self.variable("data_api.order_variable", input_type, d.order_variable)
+            order_values = self._enum_values("data_api.order_variable", leaf)
+        if d.direction_variable:
+            leaf, _ = self.variable("data_api.direction_variable", input_type,
+                                    d.direction_variable)
+            allowed = self._enum_values("data_api.direction_variable", leaf)
+            for word, value in d.directions.items():
+                if value not in allowed:
+                    raise self.fail(f"data_api.directions.{word}", f"{value!r} is not a value "
+                                    f"of {leaf.name}", f"use one of {', '.join(sorted(allowed))}")
+        catalog = self._catalog() if self.raw.catalog else None
+        tables = {name: self._table(name, table, schema, input_type, node, order_values,
+                                    catalog)
+                  for name, table in self.raw.tables.items()}
+        fields = {f for t in tables.values() for c in t.columns.values()
+                  for f in (c.field, c.fallback, c.catalog) if f}
+        return DataApi(self.file, d.path, d.api, d.endpoint, conn, d.max_first,
+                       d.order_variable, d.direction_variable,
+                       {str(k): v for k, v in d.directions.items()}, d.response,
+                       catalog, tables, dict(self.raw.unavailable_tables),
+                       tuple(f for f in node.fields if f in fields))
+
+    def _enum_values(self, key: str, leaf: object) -> frozenset[str]:
+        if not isinstance(leaf, GraphQLEnumType):
+            raise self.fail(key, "the variable is not an enum", "name an enum input field")
+        return frozenset(leaf.values)
+
+    def _catalog(self) -> Catalog:
+        raw = self.raw.catalog
+        assert raw is not None
+        schema = self.schema("catalog.api", raw.api, raw.endpoint)
+        current: object = schema.query_type
+        path = tuple(raw.list.split("."))
+        for part in path:
+            if not isinstance(current, GraphQLObjectType) or part not in current.fields:
+                raise self.fail("catalog.list", f"no field {part!r} on the way to {raw.list}",
+                                "name the path from Query to the list of programs")
+            current = _unwrap(current.fields[part].type)[0]
+        assert isinstance(current, GraphQLObjectType)
+        for key in ("key", "value"):
+            self.node_field(f"catalog.{key}", current, getattr(raw, key))
+        selection = f"{{ {raw.key} {raw.value} }}"
+        for part in reversed(path):
+            selection = f"{{ {part} {selection} }}"
+        return Catalog(raw.api, raw.endpoint, path, raw.key, raw.value,
+                       f"query LegacyDataApiCatalog {selection}")
+
+    def _table(self, name: str, raw: RawTable, schema: GraphQLSchema,
+               input_type: GraphQLNamedType,
+               node: GraphQLObjectType, order_values: frozenset[str],
+               catalog: Catalog | None) -> SqlTable:
+        columns = {}
+        for col_name, col in raw.columns.items():
+            key = f"tables.{name}.columns.{col_name}"
+            columns[col_name] = self._column(key, col_name, col, input_type, node,
+                                             order_values, catalog)
+        return SqlTable(name, columns, dict(raw.unavailable))
+
+    def _column(self, key: str, name: str, raw: RawColumn, input_type: GraphQLNamedType,
+                node: GraphQLObjectType, order_values: frozenset[str],
+                catalog: Catalog | None) -> Column:
+        if (raw.field is None) == (raw.catalog is None):
+            raise self.fail(key, "a column needs exactly one of field and catalog",
+                            'add field = "someNodeField" (or catalog = "keyField")')
+        if raw.catalog is not None and catalog is None:
+            raise self.fail(f"{key}.catalog", "there is no [catalog] to look it up in",
+                            "add a [catalog] table or map the column to a field")
+        nullable = raw.catalog is not None
+        for part in ("field", "fallback", "catalog"):
+            field_name = getattr(raw, part)
+            if field_name is not None:
+                self.node_field(f"{key}.{part}", node, field_name)
+                nullable = nullable or not isinstance(node.fields[field_name].type,
+                                                      GraphQLNonNull)
+        if raw.fallback is not None:
+            nullable = not isinstance(node.fields[raw.fallback].type, GraphQLNonNull)
+        filter_path: VariablePath | None = None
+        values: dict[str, str] = {}
+        if raw.filter is not None:
+            if raw.fallback is not None or raw.catalog is not None:
+                raise self.fail(f"{key}.filter", "a filter cannot stand for a fallback or "
+                                "catalog column", "remove filter")
+            leaf, is_list = self.variable(f"{key}.filter", input_type, raw.filter)
+            if not is_list:
+                raise self.fail(f"{key}.filter", f"{raw.filter} is not a list",
+                                "name a list input field: IN (...) pushes down as a list")
+            filter_path = tuple(raw.filter.split("."))
+            if isinstance(leaf, GraphQLEnumType):
+                spell = str.lower if raw.transform == "lower" else str
+                values = {spell(v): v for v in leaf.values}
+        if raw.groups == "enum" and not values:
+            raise self.fail(f"{key}.groups", "groups = enum needs an enum filter",
+                            "set filter to an enum input field, or remove groups")
+        if raw.groups == "catalog" and (filter_path is None or catalog is None):
+            raise self.fail(f"{key}.groups", "groups = catalog needs a filter and a [catalog]",
+                            "set filter, or remove groups")
+        if raw.order_by is not None:
+            if raw.order_by not in order_values:
+                choices = ", ".join(sorted(order_values)) or "(none: set data_api.order_variable)"
+                raise self.fail(f"{key}.order_by", f"{raw.order_by!r} is not an orderBy value",
+                                f"use one of {choices}")
+            if raw.fallback is not None or raw.catalog is not None:
+                raise self.fail(f"{key}.order_by", "an orderBy cannot stand for a fallback "
+                                "or catalog column", "remove order_by")
+        if raw.nulls is not None and raw.order_by is None:
+            raise self.fail(f"{key}.nulls", "nulls describes an order_by", "remove nulls")
+        return Column(name, raw.type, raw.field, raw.fallback, raw.catalog,
+                      raw.transform == "lower", nullable, filter_path, values, raw.order_by,
+                      None if raw.nulls is None else raw.nulls == "last_on_asc", raw.groups,
+                      raw.note)

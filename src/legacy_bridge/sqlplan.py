@@ -1,0 +1,746 @@
+"""Legacy Data API SQL -> a query plan over one GraphQL connection. Pure.
+
+`plan(sql, api)` parses one Postgres `SELECT` with sqlglot and splits it into
+what the upstream can do and what the proxy must do:
+
+- pushed-down variables: `col = 'v'` / `col IN (...)` / `col <> 'v'` conjuncts
+  of the WHERE on columns whose table entry names a `filter`, and a single
+  ORDER BY column whose entry names an `order_by` that places nulls the same;
+- a residual predicate, compiled to a Python function with Postgres's
+  three-valued logic and types (text, timestamp, date, integer);
+- a projection, a client-side sort when ORDER BY stays here, OFFSET/LIMIT
+  (an early stop when the order is the upstream's), and COUNT(*) answered
+  from `totalCount` when its WHERE is pushed down completely.
+
+Anything outside that grammar is refused with `UnsupportedSql` naming the
+construct, and the guide's missing columns with `ColumnUnavailable`.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, NoReturn
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+
+from legacy_bridge.errors import ColumnUnavailable, UnsupportedSql
+from legacy_bridge.mapping import VariablePath
+from legacy_bridge.sqlmap import Column, DataApi, SqlTable
+
+Row = dict[str, Any]  # column name -> typed value (str, int, float, datetime, None)
+Fn = Callable[[Row], Any]
+
+_CASTS = {
+    exp.DataType.Type.DATE: "date",
+    exp.DataType.Type.TIMESTAMP: "timestamp",
+    exp.DataType.Type.TIMESTAMPTZ: "timestamp",
+    exp.DataType.Type.TEXT: "text",
+    exp.DataType.Type.VARCHAR: "text",
+    exp.DataType.Type.INT: "integer",
+    exp.DataType.Type.BIGINT: "integer",
+    exp.DataType.Type.SMALLINT: "integer",
+}
+_COMPARE: dict[type[exp.Expression], Callable[[Any, Any], bool]] = {
+    exp.EQ: lambda a, b: a == b, exp.NEQ: lambda a, b: a != b,
+    exp.LT: lambda a, b: a < b, exp.LTE: lambda a, b: a <= b,
+    exp.GT: lambda a, b: a > b, exp.GTE: lambda a, b: a >= b,
+}
+# Constructs named in refusals: sqlglot class -> the SQL words a user recognises.
+_REFUSED = {
+    exp.Join: "JOIN", exp.Subquery: "subquery", exp.Window: "window function",
+    exp.Union: "UNION", exp.Intersect: "INTERSECT", exp.Except: "EXCEPT",
+    exp.With: "WITH", exp.Distinct: "DISTINCT", exp.Having: "HAVING",
+    exp.Insert: "INSERT", exp.Update: "UPDATE", exp.Delete: "DELETE",
+    exp.Create: "CREATE", exp.Drop: "DROP", exp.Alter: "ALTER",
+}
+
+
+@dataclass(frozen=True)
+class Expr:
+    fn: Fn
+    type: str  # text | timestamp | date | integer | numeric | boolean | unknown | null
+    sql: str
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    expr: Expr
+
+
+@dataclass(frozen=True)
+class SortKey:
+    expr: Expr  # over a source row, or (for counts) over an output row
+    desc: bool
+    nulls_last: bool
+
+
+@dataclass(frozen=True)
+class Count:
+    """COUNT(*), maybe grouped by one column; `from_totals` when no row is read."""
+
+    group: Column | None
+    count_index: int  # where the count sits in the output row
+    from_totals: bool
+
+
+@dataclass(frozen=True)
+class Plan:
+    sql: str
+    table: SqlTable
+    outputs: tuple[Output, ...]
+    variables: dict[VariablePath, Any]  # pushed down, besides first/after
+    pushed: tuple[str, ...]  # what the upstream does, for explain
+    residual: Expr | None  # the WHERE left to the proxy
+    kept_here: tuple[str, ...]  # what the proxy does and why, for explain
+    sort: tuple[SortKey, ...]  # client-side sort (empty: upstream order)
+    offset: int
+    limit: int | None
+    count: Count | None
+    columns_read: tuple[Column, ...]
+    first: int  # page size of the upstream requests
+
+    @property
+    def early_stop(self) -> int | None:
+        """Matching rows after which paging stops (the order is the upstream's)."""
+        if self.limit is None or self.sort or self.count is not None:
+            return None
+        return self.offset + self.limit
+
+    @property
+    def needs_catalog(self) -> bool:
+        return any(c.catalog for c in self.columns_read) or (
+            self.count is not None and self.count.group is not None
+            and self.count.group.groups == "catalog" and self.count.from_totals)
+
+    def estimated_requests(self, total: int | None) -> str:
+        """Upstream requests, given the pushed-down filter's totalCount if known."""
+        if self.count is not None and self.count.from_totals:
+            return ("1" if self.count.group is None
+                    else f"1 per {self.count.group.name} value")
+        if self.limit == 0:
+            return "0"
+        if total is None:
+            return f"ceil(N / {self.first}), N = totalCount of the pushed-down filter"
+        wanted = total if self.early_stop is None or self.residual else min(
+            total, self.early_stop)
+        pages = max(1, math.ceil(wanted / self.first))
+        return f"{pages}" if self.early_stop is None or not self.residual else f"up to {pages}"
+
+
+def plan(sql: str, api: DataApi) -> Plan:
+    """The plan of one SQL statement; raises UnsupportedSql or ColumnUnavailable."""
+    statement = _parse(sql)
+    table = _table(statement, api)
+    scope = _Scope(table)
+    outputs = _outputs(statement, scope)
+    where = statement.args.get("where")
+    conjuncts = _conjuncts(where.this) if where is not None else []
+    variables: dict[VariablePath, Any] = {}
+    pushed: list[str] = []
+    kept: list[str] = []
+    residual_parts: list[exp.Expression] = []
+    narrowed: dict[str, list[str]] = {}
+    for conjunct in conjuncts:
+        found = _push_filter(conjunct, scope)
+        if isinstance(found, str):
+            residual_parts.append(conjunct)
+            kept.append(f"WHERE {conjunct.sql('postgres')}: evaluated per row ({found})")
+            continue
+        column, values = found
+        before = narrowed.get(column.name)
+        narrowed[column.name] = [v for v in (before or values) if v in values]
+        pushed.append(f"WHERE {conjunct.sql('postgres')} -> "
+                      f"{'.'.join(column.filter or ())} {narrowed[column.name]}")
+    for name, values in narrowed.items():
+        column = table.columns[name]
+        assert column.filter is not None
+        variables[column.filter] = values
+    residual = _and([scope.compile(p) for p in residual_parts]) if residual_parts else None
+    if residual is not None and residual.type not in ("boolean", "null"):
+        raise UnsupportedSql(f"WHERE must be a condition, not {residual.type}")
+
+    offset, limit = _offset_limit(statement)
+    count = _count(statement, scope, outputs, residual is None, narrowed)
+    sort: tuple[SortKey, ...] = ()
+    order = statement.args.get("order")
+    if count is not None:
+        sort = _count_sort(order, outputs)
+        if count.from_totals:
+            pushed.append("COUNT(*) <- totalCount" + (
+                f", one request per {count.group.name} value" if count.group else ""))
+        else:
+            kept.append("COUNT(*): counted per row while paging (the WHERE is not "
+                        "pushed down completely)")
+    elif order is not None:
+        keys = [_sort_key(o, scope, outputs) for o in order.expressions]
+        upstream = _push_order(keys, order.expressions, api, scope)
+        if isinstance(upstream, str):
+            sort = tuple(keys)
+            kept.append(f"ORDER BY {', '.join(o.sql('postgres') for o in order.expressions)}"
+                        f": sorted in the proxy ({upstream})")
+        else:
+            variables.update(upstream)
+            pushed.append(f"ORDER BY {order.expressions[0].sql('postgres')} -> "
+                          + ", ".join(f"{'.'.join(k)} {v}" for k, v in upstream.items()))
+    if limit is not None and count is None and not sort:
+        pushed.append(f"LIMIT {limit}" + (f" OFFSET {offset}" if offset else "")
+                      + ": paging stops after " + f"{offset + limit} matching rows")
+    elif limit is not None or offset:
+        kept.append("LIMIT/OFFSET applied in the proxy after "
+                    + ("counting" if count is not None else "sorting"))
+    first = api.max_first
+    if limit is not None and residual is None and count is None and not sort:
+        first = max(1, min(api.max_first, offset + limit))
+    return Plan(sql, table, outputs, variables, tuple(pushed), residual, tuple(kept), sort,
+                offset, limit, count, tuple(scope.read.values()), first)
+
+
+# -- the statement ------------------------------------------------------------
+
+def _parse(sql: str) -> exp.Select:
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="postgres") if s is not None]
+    except (ParseError, TokenError) as exc:
+        errors = getattr(exc, "errors", None) or [{}]
+        where = (f" at line {errors[0].get('line')}, column {errors[0].get('col')}"
+                 if errors[0].get("line") else "")
+        raise UnsupportedSql(f"the SQL could not be parsed{where}: "
+                             f"{errors[0].get('description') or 'syntax error'}") from None
+    if len(statements) != 1:
+        raise UnsupportedSql("send exactly one SELECT statement"
+                             + (" (several statements)" if statements else ""))
+    statement = statements[0]
+    for kind, words in _REFUSED.items():
+        if isinstance(statement, kind) or statement.find(kind) is not None:
+            raise UnsupportedSql(f"{words} is not supported by the Data API translation")
+    if not isinstance(statement, exp.Select):
+        raise UnsupportedSql(f"{statement.key.upper()} statements are not supported; "
+                             "send one SELECT")
+    for key in ("distinct", "having", "qualify", "windows", "joins", "laterals", "locks",
+                "into", "connect", "prewhere", "sample", "settings"):
+        if statement.args.get(key):
+            raise UnsupportedSql(f"{key.upper()} is not supported by the Data API translation")
+    return statement
+
+
+def _table(statement: exp.Select, api: DataApi) -> SqlTable:
+    source = statement.args.get("from_") or statement.args.get("from")
+    if source is None:
+        raise UnsupportedSql("a SELECT without FROM is not supported; select FROM roster_v1")
+    target = source.this
+    if not isinstance(target, exp.Table) or not isinstance(target.this, exp.Identifier):
+        raise UnsupportedSql("FROM must name one table (no subquery or function)")
+    name = target.name.lower()
+    if name in api.unavailable_tables:
+        raise ColumnUnavailable(f"table {name} is not available: "
+                                f"{api.unavailable_tables[name]}")
+    if name not in api.tables:
+        raise UnsupportedSql(f"table {name} is not served; use "
+                             f"{', '.join(sorted(api.tables))}")
+    return api.tables[name]
+
+
+def _offset_limit(statement: exp.Select) -> tuple[int, int | None]:
+    def number(node: exp.Expression | None, word: str) -> int | None:
+        if node is None:
+            return None
+        value = node.args.get("expression")
+        if not isinstance(value, exp.Literal) or value.is_string or not value.this.isdigit():
+            raise UnsupportedSql(f"{word} must be a non-negative integer literal")
+        return int(value.this)
+
+    return (number(statement.args.get("offset"), "OFFSET") or 0,
+            number(statement.args.get("limit"), "LIMIT"))
+
+
+def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.And):
+        return _conjuncts(node.this) + _conjuncts(node.expression)
+    return [node]
+
+
+# -- push-down ----------------------------------------------------------------
+
+def _literal_strings(nodes: Sequence[exp.Expression]) -> list[str] | None:
+    if all(isinstance(n, exp.Literal) and n.is_string for n in nodes):
+        return [str(n.this) for n in nodes]
+    return None
+
+
+def _push_filter(node: exp.Expression, scope: _Scope) -> tuple[Column, list[str]] | str:
+    """(column, upstream values) when the conjunct is exactly a filter; else why not."""
+    for referenced in node.find_all(exp.Column):
+        if not isinstance(referenced.this, exp.Star):
+            noted = scope.column(referenced)
+            if noted.note:
+                return noted.note
+    negate = False
+    if isinstance(node, exp.Not):
+        negate, node = True, node.this
+    if isinstance(node, exp.EQ | exp.NEQ):
+        left, right = node.this, node.expression
+        if isinstance(right, exp.Column):
+            left, right = right, left
+        target, literals = left, _literal_strings([right])
+        negate = negate != isinstance(node, exp.NEQ)
+    elif isinstance(node, exp.In) and not node.args.get("query"):
+        target, literals = node.this, _literal_strings(node.expressions)
+    else:
+        return "only =, <> and IN on a filter column reach the upstream"
+    if not isinstance(target, exp.Column) or literals is None:
+        return "only a column compared with text literals reaches the upstream"
+    column = scope.column(target)
+    if column.filter is None:
+        return f"{column.name} has no upstream filter in the Data API table"
+    if column.filter_values:
+        if any(v not in column.filter_values for v in literals) and not negate:
+            return f"a value is not one of {column.name}'s {sorted(column.filter_values)}"
+        chosen = [up for legacy, up in column.filter_values.items()
+                  if (legacy in literals) != negate]
+    elif negate or column.lower:
+        return f"{column.name} can only be narrowed to listed values upstream"
+    else:
+        chosen = list(dict.fromkeys(literals))
+    return column, chosen
+
+
+def _push_order(keys: list[SortKey], ordered: list[exp.Ordered], api: DataApi,
+                scope: _Scope) -> dict[VariablePath, str] | str:
+    if len(keys) != 1:
+        return "the upstream sorts by one orderBy value"
+    node = scope.resolve_output(ordered[0].this)
+    if not isinstance(node, exp.Column):
+        return "only a bare column can be sorted upstream"
+    column = scope.column(node)
+    key = keys[0]
+    if column.order_by is None or api.order_variable is None:
+        return f"{column.name} has no orderBy value in the Data API table"
+    direction = api.directions.get("desc" if key.desc else "asc")
+    if direction is None or api.direction_variable is None:
+        return "the table has no direction for this order"
+    if column.nullable:
+        if column.nulls_last_on_asc is None:
+            return (f"{column.name} is nullable and the table does not say where "
+                    f"{column.order_by} puts nulls")
+        upstream_nulls_last = column.nulls_last_on_asc != key.desc
+        if upstream_nulls_last != key.nulls_last:
+            return f"{column.order_by} puts nulls {'last' if upstream_nulls_last else 'first'}"
+    return {(api.order_variable,): column.order_by, (api.direction_variable,): direction}
+
+
+# -- select list, COUNT(*), ORDER BY -------------------------------------------
+
+def _output_name(node: exp.Expression) -> str:
+    """Postgres's name for a select item: the alias, the column, the function."""
+    if isinstance(node, exp.Alias):
+        return node.alias
+    if isinstance(node, exp.Column):
+        return node.name
+    if isinstance(node, exp.Cast):
+        inner = node.this
+        if isinstance(inner, exp.Column):
+            return inner.name
+        return _CASTS.get(node.to.this, "?column?")
+    if isinstance(node, exp.Count):
+        return "count"
+    if isinstance(node, exp.Lower | exp.Upper):
+        return node.key.lower()
+    return "?column?"
+
+
+def _outputs(statement: exp.Select, scope: _Scope) -> tuple[Output, ...]:
+    outputs: list[Output] = []
+    for item in statement.expressions:
+        if isinstance(item, exp.Star) or (isinstance(item, exp.Column)
+                                          and isinstance(item.this, exp.Star)):
+            outputs += [Output(c.name, scope.compile_column(c)) for c in
+                        scope.table.columns.values()]
+            continue
+        inner = item.this if isinstance(item, exp.Alias) else item
+        if isinstance(inner, exp.Count):
+            outputs.append(Output(_output_name(item), Expr(lambda row: None, "integer",
+                                                            "count(*)")))
+            continue
+        outputs.append(Output(_output_name(item), scope.compile(inner)))
+    scope.select = [item.this if isinstance(item, exp.Alias) else item
+                    for item in statement.expressions]
+    scope.aliases = {item.alias: item.this for item in statement.expressions
+                     if isinstance(item, exp.Alias)}
+    return tuple(outputs)
+
+
+def _count(statement: exp.Select, scope: _Scope, outputs: tuple[Output, ...],
+           where_pushed: bool, narrowed: dict[str, list[str]]) -> Count | None:
+    items = scope.select
+    counts = [i for i, node in enumerate(items) if isinstance(node, exp.Count)]
+    group_by = statement.args.get("group")
+    if not counts and group_by is None:
+        for node in items:
+            if node.find(exp.AggFunc) is not None:
+                raise UnsupportedSql(f"aggregate {node.sql('postgres')} is not supported; "
+                                     "only COUNT(*)")
+        return None
+    for i in counts:
+        if not isinstance(items[i].this, exp.Star) or items[i].args.get("distinct"):
+            raise UnsupportedSql(f"{items[i].sql('postgres')} is not supported; only COUNT(*)")
+    if len(counts) != 1:
+        raise UnsupportedSql("select COUNT(*) once, optionally with the GROUP BY column")
+    group: Column | None = None
+    if group_by is not None:
+        keys = [scope.resolve_output(k) for k in group_by.expressions]
+        if len(keys) != 1 or not isinstance(keys[0], exp.Column):
+            raise UnsupportedSql("GROUP BY supports one column")
+        group = scope.column(keys[0])
+    others = [node for i, node in enumerate(items) if i != counts[0]]
+    if any(not isinstance(n, exp.Column) or group is None or scope.column(n) != group
+           for n in others):
+        raise UnsupportedSql("with COUNT(*) select only the GROUP BY column")
+    from_totals = where_pushed and (group is None or (
+        group.groups is not None and group.filter is not None))
+    return Count(group, counts[0], from_totals)
+
+
+def _count_sort(order: exp.Order | None, outputs: tuple[Output, ...]) -> tuple[SortKey, ...]:
+    if order is None:
+        return ()
+    keys = []
+    names = [o.name for o in outputs]
+    for ordered in order.expressions:
+        node = ordered.this
+        if isinstance(node, exp.Literal) and not node.is_string and node.this.isdigit():
+            index = int(node.this) - 1
+        elif isinstance(node, exp.Count):
+            index = next((i for i, o in enumerate(outputs) if o.expr.sql == "count(*)"), -1)
+        elif isinstance(node, exp.Column) and node.name in names:
+            index = names.index(node.name)
+        else:
+            raise UnsupportedSql(f"ORDER BY {node.sql('postgres')}: with COUNT(*) order by "
+                                 "the selected columns")
+        if not 0 <= index < len(outputs):
+            raise UnsupportedSql(f"ORDER BY position {index + 1} is not in the select list")
+        keys.append(SortKey(Expr(operator.itemgetter(index), outputs[index].expr.type,
+                                 outputs[index].name),
+                            bool(ordered.args.get("desc")), not ordered.args.get("nulls_first")))
+    return tuple(keys)
+
+
+def _sort_key(ordered: exp.Ordered, scope: _Scope, outputs: tuple[Output, ...]) -> SortKey:
+    node = scope.resolve_output(ordered.this)
+    return SortKey(scope.compile(node), bool(ordered.args.get("desc")),
+                   not ordered.args.get("nulls_first"))
+
+
+def sort_rows(rows: list[Any], keys: Sequence[SortKey]) -> None:
+    """Sort in place by the keys, Postgres's null placement included. Stable."""
+    for key in reversed(keys):
+        fn = key.expr.fn
+        null_rank = 1 if key.nulls_last != key.desc else 0
+
+        def rank(row: Any, fn: Fn = fn, null_rank: int = null_rank) -> tuple[int, Any]:
+            value = fn(row)
+            return (null_rank, None) if value is None else (1 - null_rank, value)
+
+        rows.sort(key=rank, reverse=key.desc)
+
+
+# -- expressions --------------------------------------------------------------
+
+@dataclass
+class _Scope:
+    """Name resolution and typed compilation of expressions over one table."""
+
+    table: SqlTable
+    read: dict[str, Column] = field(default_factory=dict)
+    select: list[exp.Expression] = field(default_factory=list)
+    aliases: dict[str, exp.Expression] = field(default_factory=dict)
+
+    def column(self, node: exp.Column) -> Column:
+        qualifier = node.table
+        if qualifier and qualifier.lower() != self.table.name:
+            raise UnsupportedSql(f"{node.sql('postgres')}: only {self.table.name} is queried")
+        name = node.name.lower()
+        if name in self.table.unavailable:
+            raise ColumnUnavailable(f"column {name} is not available: "
+                                    f"{self.table.unavailable[name]}")
+        if name not in self.table.columns:
+            raise UnsupportedSql(f"column {name} does not exist in {self.table.name}")
+        return self.table.columns[name]
+
+    def mark(self, column: Column) -> None:
+        self.read[column.name] = column
+
+    def resolve_output(self, node: exp.Expression) -> exp.Expression:
+        """ORDER BY / GROUP BY may name a select item by position or alias."""
+        if isinstance(node, exp.Literal) and not node.is_string and node.this.isdigit():
+            index = int(node.this) - 1
+            if not 0 <= index < len(self.select):
+                raise UnsupportedSql(f"position {index + 1} is not in the select list")
+            return self.select[index]
+        if isinstance(node, exp.Column) and not node.table and node.name in self.aliases \
+                and node.name.lower() not in self.table.columns:
+            return self.aliases[node.name]
+        return node
+
+    def compile_column(self, column: Column) -> Expr:
+        self.mark(column)
+        name = column.name
+        return Expr(lambda row: row[name], column.type, name)
+
+    def compile(self, node: exp.Expression) -> Expr:
+        sql = node.sql("postgres")
+        if isinstance(node, exp.Paren):
+            return self.compile(node.this)
+        if isinstance(node, exp.Column):
+            if isinstance(node.this, exp.Star):
+                raise UnsupportedSql("* is only allowed as the whole select list")
+            return self.compile_column(self.column(node))
+        if isinstance(node, exp.Null):
+            return Expr(lambda row: None, "null", sql)
+        if isinstance(node, exp.Boolean):
+            value = bool(node.this)
+            return Expr(lambda row: value, "boolean", sql)
+        if isinstance(node, exp.Literal):
+            if node.is_string:
+                text = str(node.this)
+                return Expr(lambda row: text, "unknown", sql)
+            number: int | float = int(node.this) if node.this.isdigit() else float(node.this)
+            return Expr(lambda row: number, "integer" if isinstance(number, int)
+                        else "numeric", sql)
+        if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal):
+            inner = self.compile(node.this)
+            if inner.type in ("integer", "numeric"):
+                negative = -inner.fn({})
+                return Expr(lambda row: negative, inner.type, sql)
+        if isinstance(node, exp.Cast):
+            return _cast(self.compile(node.this), node, sql)
+        if isinstance(node, exp.Lower | exp.Upper):
+            inner = _coerce(self.compile(node.this), "text")
+            change = str.lower if isinstance(node, exp.Lower) else str.upper
+            if inner.type != "text":
+                raise UnsupportedSql(f"{sql}: {node.key.upper()} takes text")
+            return Expr(lambda row: None if (v := inner.fn(row)) is None else change(v),
+                        "text", sql)
+        if type(node) in _COMPARE:
+            left, right = _unify(self.compile(node.this), self.compile(node.expression), sql)
+            return _compare(left, right, type(node), sql)
+        if isinstance(node, exp.Between):
+            subject, low = _unify(self.compile(node.this), self.compile(node.args["low"]), sql)
+            subject, high = _unify(subject, self.compile(node.args["high"]), sql)
+            return _and([_compare(subject, low, exp.GTE, sql),
+                         _compare(subject, high, exp.LTE, sql)], sql)
+        if isinstance(node, exp.In):
+            if node.args.get("query") or node.args.get("unnest") or node.args.get("field"):
+                raise UnsupportedSql(f"{sql}: IN takes a list of values")
+            subject = self.compile(node.this)
+            items = [_unify(subject, self.compile(i), sql)[1] for i in node.expressions]
+            if items:
+                subject = _unify(subject, items[0], sql)[0]
+            return Expr(lambda row: _in(subject.fn(row), [i.fn(row) for i in items]),
+                        "boolean", sql)
+        if isinstance(node, exp.Is):
+            if not isinstance(node.expression, exp.Null):
+                raise UnsupportedSql(f"{sql}: only IS [NOT] NULL is supported")
+            subject = self.compile(node.this)
+            negate = bool(node.args.get("negate"))
+            return Expr(lambda row: (subject.fn(row) is None) != negate, "boolean", sql)
+        if isinstance(node, exp.Like | exp.ILike):
+            return self._like(node, sql)
+        if isinstance(node, exp.Not):
+            inner = self.compile(node.this)
+            _boolean(inner, sql)
+            return Expr(lambda row: None if (v := inner.fn(row)) is None else not v,
+                        "boolean", sql)
+        if isinstance(node, exp.And):
+            return _and([self.compile(node.this), self.compile(node.expression)], sql)
+        if isinstance(node, exp.Or):
+            parts = [self.compile(node.this), self.compile(node.expression)]
+            for part in parts:
+                _boolean(part, sql)
+            return Expr(lambda row: _or([p.fn(row) for p in parts]), "boolean", sql)
+        if isinstance(node, exp.AggFunc):
+            raise UnsupportedSql(f"aggregate {sql} is not supported here; only COUNT(*) in "
+                                 "the select list")
+        if isinstance(node, exp.Func):
+            raise UnsupportedSql(f"function {sql} is not supported; use LOWER, UPPER or a "
+                                 "cast")
+        raise UnsupportedSql(f"{sql} is not supported by the Data API translation")
+
+    def _like(self, node: exp.Like | exp.ILike, sql: str) -> Expr:
+        subject = _coerce(self.compile(node.this), "text")
+        pattern = node.expression
+        escape = "\\"
+        if isinstance(pattern, exp.Escape):
+            escape_node = pattern.expression
+            if not isinstance(escape_node, exp.Literal) or len(str(escape_node.this)) != 1:
+                raise UnsupportedSql(f"{sql}: ESCAPE takes one character")
+            escape, pattern = str(escape_node.this), pattern.this
+        if not isinstance(pattern, exp.Literal) or not pattern.is_string:
+            raise UnsupportedSql(f"{sql}: the pattern must be a text literal")
+        if subject.type != "text":
+            raise UnsupportedSql(f"{sql}: LIKE compares text")
+        regex = like_regex(str(pattern.this), escape, isinstance(node, exp.ILike))
+        negate = bool(node.args.get("negate"))
+        return Expr(lambda row: None if (v := subject.fn(row)) is None
+                    else (regex.fullmatch(v) is None) == negate, "boolean", sql)
+
+
+def like_regex(pattern: str, escape: str, ignore_case: bool) -> re.Pattern[str]:
+    out, i = [], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == escape and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        out.append(".*" if char == "%" else "." if char == "_" else re.escape(char))
+        i += 1
+    return re.compile("".join(out), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+def _boolean(expr: Expr, sql: str) -> None:
+    if expr.type not in ("boolean", "null"):
+        raise UnsupportedSql(f"{sql}: AND, OR and NOT take conditions")
+
+
+def _and(parts: list[Expr], sql: str = "") -> Expr:
+    for part in parts:
+        _boolean(part, sql)
+    if len(parts) == 1:
+        return parts[0]
+    fns = [p.fn for p in parts]
+
+    def both(row: Row) -> bool | None:
+        unknown = False
+        for fn in fns:
+            value = fn(row)
+            if value is False:
+                return False
+            unknown = unknown or value is None
+        return None if unknown else True
+
+    return Expr(both, "boolean", sql or " AND ".join(p.sql for p in parts))
+
+
+def _or(values: list[Any]) -> bool | None:
+    if any(v is True for v in values):
+        return True
+    return None if any(v is None for v in values) else False
+
+
+def _compare(left: Expr, right: Expr, kind: type[exp.Expression], sql: str) -> Expr:
+    op, a, b = _COMPARE[kind], left.fn, right.fn
+    return Expr(lambda row: None if (x := a(row)) is None or (y := b(row)) is None
+                else op(x, y), "boolean", sql)
+
+
+def _in(value: Any, items: list[Any]) -> bool | None:
+    if value is None:
+        return None
+    if value in items:
+        return True
+    return None if None in items else False
+
+
+def parse_timestamp(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.strip())
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        return parse_timestamp(text).date()
+
+
+def _converter(source: str, target: str, sql: str) -> Callable[[Any], Any]:
+    """How a value of type `source` becomes `target` (Postgres's casts, in brief)."""
+    if source in (target, "null"):
+        return lambda v: v
+    if source in ("unknown", "text"):
+        parsers: dict[str, Callable[[str], Any]] = {
+            "date": parse_date, "timestamp": parse_timestamp, "integer": int,
+            "numeric": float, "text": str}
+        if target not in parsers:
+            _no_cast(sql, source, target)
+        parse = parsers[target]
+
+        def checked(value: str) -> Any:
+            try:
+                return parse(value)
+            except ValueError:
+                raise UnsupportedSql(f"{sql}: {value!r} is not a valid {target}") from None
+
+        return checked
+    if source == "timestamp" and target == "date":
+        return lambda v: v.date()
+    if source == "date" and target == "timestamp":
+        return lambda v: datetime(v.year, v.month, v.day, tzinfo=UTC)
+    if source == "integer" and target == "numeric":
+        return float
+    if target == "text" and source in ("integer", "numeric", "date"):
+        return lambda v: v.isoformat() if isinstance(v, date) else str(v)
+    return _no_cast(sql, source, target)
+
+
+def _no_cast(sql: str, source: str, target: str) -> NoReturn:
+    raise UnsupportedSql(f"{sql}: cannot use {source} as {target}")
+
+
+def _coerce(expr: Expr, target: str) -> Expr:
+    if expr.type == target:
+        return expr
+    convert = _converter(expr.type, target, expr.sql)
+    fn = expr.fn
+    if expr.type == "unknown":  # a literal: convert once, now
+        value = convert(fn({}))
+        return Expr(lambda row: value, target, expr.sql)
+    return Expr(lambda row: None if (v := fn(row)) is None else convert(v), target, expr.sql)
+
+
+def _cast(inner: Expr, node: exp.Cast, sql: str) -> Expr:
+    target = _CASTS.get(node.to.this)
+    if target is None:
+        raise UnsupportedSql(f"{sql}: cast to {node.to.sql('postgres')} is not supported; "
+                             "use DATE, TIMESTAMP, TEXT or INTEGER")
+    return _coerce(inner, target)
+
+
+_RANK = {"integer": 0, "numeric": 1, "date": 2, "timestamp": 3}
+
+
+def _unify(left: Expr, right: Expr, sql: str) -> tuple[Expr, Expr]:
+    """Both sides of a comparison in one type: literals take the other side's."""
+    if left.type == right.type or "null" in (left.type, right.type):
+        return left, right
+    if left.type == "unknown":
+        return _coerce(left, right.type), right
+    if right.type == "unknown":
+        return left, _coerce(right, left.type)
+    if left.type in _RANK and right.type in _RANK and (
+            (left.type in ("date", "timestamp")) == (right.type in ("date", "timestamp"))):
+        wider = max(left.type, right.type, key=_RANK.__getitem__)
+        return _coerce(left, wider), _coerce(right, wider)
+    raise UnsupportedSql(f"{sql}: cannot compare {left.type} with {right.type}")
+
+
+def to_json(value: Any) -> Any:
+    """A typed value in the legacy answer's spelling: RFC 3339, YYYY-MM-DD."""
+    if isinstance(value, datetime):
+        text = value.strftime("%Y-%m-%dT%H:%M:%S")
+        if value.microsecond:
+            text += f".{value.microsecond:06d}".rstrip("0")
+        return text + "Z"
+    if isinstance(value, date):
+        return value.isoformat()
+    return value

@@ -1,0 +1,177 @@
+"""POST /api/emc/reports/query: the legacy Data API, answered over GraphQL.
+
+Every answer is checked against the emulator's legacy Data API, which
+evaluates the same SQL directly in SQLite over the same dataset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from legacy_bridge.emulator.app import DEMO_COMPANY_TOKEN, DEMO_PLAN_TOKEN
+from support import DATA_API, sql_answer
+
+SEED_003_GRADUATED = """SELECT email, nd_title, graduated_at::DATE
+FROM roster_v1
+WHERE graduated_at IS NOT NULL
+AND graduated_at::date > '2026-01-01'::DATE"""
+SEED_003_ENROLLED = """SELECT email, last_seen, enrollment_state
+FROM roster_v1
+WHERE enrollment_state = 'enrolled'
+ORDER BY last_seen ASC"""
+
+
+def requests_of(emulator_app: Starlette, api: str) -> list[dict[str, Any]]:
+    return [r for r in emulator_app.state.controls.log if r["api"] == api]
+
+
+async def test_seed_003_graduated_since_returns_the_legacy_rows(
+        proxy: httpx.AsyncClient, emulator: httpx.AsyncClient) -> None:
+    ours = await sql_answer(proxy, SEED_003_GRADUATED)
+    theirs = await sql_answer(emulator, SEED_003_GRADUATED)
+    assert ours["columns"] == theirs["columns"] == ["email", "nd_title", "graduated_at"]
+    assert sorted(ours["rows"]) == sorted(theirs["rows"])
+    assert ours["row_count"] == theirs["row_count"] > 0
+
+
+async def test_seed_003_graduated_since_keeps_completed_learners_of_any_status(
+        emulator: httpx.AsyncClient) -> None:
+    statuses = await sql_answer(emulator, "SELECT DISTINCT enrollment_state FROM roster_v1 "
+                                "WHERE graduated_at::date > '2026-01-01'::DATE")
+    assert len(statuses["rows"]) > 1  # the guide's GRADUATED filter would lose rows
+
+
+async def test_seed_003_graduated_since_does_not_push_down_graduated(
+        proxy: httpx.AsyncClient, emulator_app: Starlette) -> None:
+    await sql_answer(proxy, SEED_003_GRADUATED)
+    sent = requests_of(emulator_app, "program-progress")
+    assert sent and all("filter" not in r["variables"]["input"] for r in sent)
+
+
+async def test_seed_003_enrolled_by_activity_returns_the_legacy_rows_in_order(
+        proxy: httpx.AsyncClient, emulator: httpx.AsyncClient) -> None:
+    ours = await sql_answer(proxy, SEED_003_ENROLLED)
+    theirs = await sql_answer(emulator, SEED_003_ENROLLED)
+    assert ours["columns"] == theirs["columns"] == ["email", "last_seen", "enrollment_state"]
+    assert [r[1] for r in ours["rows"]] == [r[1] for r in theirs["rows"]]
+    assert sorted(ours["rows"], key=repr) == sorted(theirs["rows"], key=repr)
+
+
+async def test_seed_003_enrolled_by_activity_pushes_down_the_guides_variables(
+        proxy: httpx.AsyncClient, emulator_app: Starlette) -> None:
+    await sql_answer(proxy, SEED_003_ENROLLED)
+    sent = requests_of(emulator_app, "program-progress")
+    assert sent
+    for request in sent:
+        variables = request["variables"]["input"]
+        assert variables["filter"] == {"enrollmentStatus": ["ENROLLED"]}
+        assert (variables["orderBy"], variables["order"]) == ("LAST_ACTIVE", "ASC")
+
+
+async def test_count_with_a_pushed_down_where_costs_one_request(
+        proxy: httpx.AsyncClient, emulator: httpx.AsyncClient,
+        upstream_counts: Callable[[], dict[str, int]]) -> None:
+    query = "SELECT COUNT(*) FROM roster_v1 WHERE enrollment_state IN ('enrolled', 'graduated')"
+    ours = await sql_answer(proxy, query)
+    assert upstream_counts() == {"program-progress": 1}
+    assert ours == await sql_answer(emulator, query)
+
+
+async def test_grouped_count_costs_one_request_per_group(
+        proxy: httpx.AsyncClient, emulator: httpx.AsyncClient,
+        upstream_counts: Callable[[], dict[str, int]]) -> None:
+    query = ("SELECT enrollment_state, COUNT(*) FROM roster_v1 WHERE node_key = 'nd00113' "
+             "GROUP BY enrollment_state ORDER BY enrollment_state")
+    ours = await sql_answer(proxy, query)
+    assert upstream_counts() == {"program-progress": 4}  # the four enrollment states
+    assert ours == await sql_answer(emulator, query)
+
+
+async def test_grouped_count_by_program_reads_the_catalog_once(
+        proxy: httpx.AsyncClient, emulator: httpx.AsyncClient,
+        upstream_counts: Callable[[], dict[str, int]]) -> None:
+    query = "SELECT node_key, COUNT(*) AS n FROM roster_v1 GROUP BY node_key ORDER BY node_key"
+    ours = await sql_answer(proxy, query)
+    await sql_answer(proxy, query)
+    catalog_programs = 11
+    assert upstream_counts() == {"catalog": 1, "program-progress": 2 * catalog_programs}
+    assert ours == await sql_answer(emulator, query)
+
+
+async def test_limit_with_a_pushed_down_filter_costs_one_request(
+        proxy: httpx.AsyncClient, emulator: httpx.AsyncClient,
+        upstream_counts: Callable[[], dict[str, int]]) -> None:
+    query = ("SELECT email, node_key FROM roster_v1 WHERE enrollment_state = 'enrolled' "
+             "ORDER BY email LIMIT 10")
+    ours = await sql_answer(proxy, query)
+    assert upstream_counts() == {"program-progress": 1}
+    assert [r[0] for r in ours["rows"]] == [r[0] for r in
+                                            (await sql_answer(emulator, query))["rows"]]
+    assert ours["row_count"] == 10
+
+
+async def test_csv_has_a_header_row_and_the_json_rows(proxy: httpx.AsyncClient) -> None:
+    query = "SELECT email, last_seen FROM roster_v1 ORDER BY email LIMIT 3"
+    answer = await proxy.post(DATA_API, json={"query": query}, headers={
+        "authorization": f"Bearer {DEMO_COMPANY_TOKEN}", "accept": "text/csv"})
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/csv")
+    lines = answer.text.splitlines()
+    rows = (await sql_answer(proxy, query))["rows"]
+    assert lines[0] == "email,last_seen"
+    assert lines[1:] == [f"{email},{seen or ''}" for email, seen in rows]
+
+
+async def test_sql_may_be_sent_as_text_plain(proxy: httpx.AsyncClient) -> None:
+    answer = await proxy.post(DATA_API, content="SELECT COUNT(*) FROM roster_v1",
+                              headers={"authorization": f"Bearer {DEMO_COMPANY_TOKEN}",
+                                       "content-type": "text/plain"})
+    assert answer.status_code == 200
+    assert answer.json()["columns"] == ["count"]
+
+
+async def test_a_plan_token_may_not_call_the_data_api(
+        proxy: httpx.AsyncClient, upstream_counts: Callable[[], dict[str, int]]) -> None:
+    answer = await proxy.post(DATA_API, json={"query": "SELECT email FROM roster_v1"},
+                              headers={"authorization": f"Bearer {DEMO_PLAN_TOKEN}"})
+    assert answer.status_code == 403
+    assert answer.json()["error"]["code"] == "forbidden"
+    assert upstream_counts() == {}
+
+
+async def test_no_token_is_401(proxy: httpx.AsyncClient) -> None:
+    answer = await proxy.post(DATA_API, json={"query": "SELECT email FROM roster_v1"})
+    assert answer.status_code == 401
+
+
+async def test_get_is_405_allowing_post(proxy: httpx.AsyncClient) -> None:
+    answer = await proxy.get(DATA_API)
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize("body", [{"sql": "SELECT 1"}, ["SELECT"], {"query": ""}])
+async def test_a_body_without_sql_is_400(proxy: httpx.AsyncClient, body: Any) -> None:
+    answer = await proxy.post(DATA_API, json=body,
+                              headers={"authorization": f"Bearer {DEMO_COMPANY_TOKEN}"})
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "invalid_parameter"
+
+
+async def test_more_rows_than_the_setting_is_413(
+        make_proxy: Callable[..., Starlette]) -> None:
+    app = make_proxy(sql_max_rows=50)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://proxy") as client:
+        answer = await client.post(DATA_API, json={"query": "SELECT email FROM roster_v1"},
+                                   headers={"authorization": f"Bearer {DEMO_COMPANY_TOKEN}"})
+        limited = await sql_answer(client, "SELECT email FROM roster_v1 LIMIT 50")
+    assert answer.status_code == 413
+    assert answer.json()["error"]["code"] == "result_too_large"
+    assert "LIMIT" in answer.json()["error"]["message"]
+    assert limited["row_count"] == 50
