@@ -554,7 +554,12 @@ class _Scope:
             negate = bool(node.args.get("negate"))
             return Expr(lambda row: (subject.fn(row) is None) != negate, "boolean", sql)
         if isinstance(node, exp.Like | exp.ILike):
-            return self._like(node, sql)
+            return self._like(node, "\\", sql)
+        if isinstance(node, exp.Escape) and isinstance(node.this, exp.Like | exp.ILike):
+            escape = node.expression
+            if not isinstance(escape, exp.Literal) or len(str(escape.this)) != 1:
+                raise UnsupportedSql(f"{sql}: ESCAPE takes one character")
+            return self._like(node.this, str(escape.this), sql)
         if isinstance(node, exp.Not):
             inner = self.compile(node.this)
             _boolean(inner, sql)
@@ -575,15 +580,9 @@ class _Scope:
                                  "cast")
         raise UnsupportedSql(f"{sql} is not supported by the Data API translation")
 
-    def _like(self, node: exp.Like | exp.ILike, sql: str) -> Expr:
+    def _like(self, node: exp.Like | exp.ILike, escape: str, sql: str) -> Expr:
         subject = _coerce(self.compile(node.this), "text")
         pattern = node.expression
-        escape = "\\"
-        if isinstance(pattern, exp.Escape):
-            escape_node = pattern.expression
-            if not isinstance(escape_node, exp.Literal) or len(str(escape_node.this)) != 1:
-                raise UnsupportedSql(f"{sql}: ESCAPE takes one character")
-            escape, pattern = str(escape_node.this), pattern.this
         if not isinstance(pattern, exp.Literal) or not pattern.is_string:
             raise UnsupportedSql(f"{sql}: the pattern must be a text literal")
         if subject.type != "text":

@@ -48,28 +48,39 @@ class DataApiError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def _instant(node: exp.Expression) -> exp.Expression:
-    return exp.Anonymous(this="datetime", expressions=[node.copy()])
+def _kind(node: exp.Expression) -> str | None:
+    """timestamp, date or None: what Postgres would compare this side as."""
+    if isinstance(node, exp.Column) and node.name.lower() in TIMESTAMP_COLUMNS:
+        return "timestamp"
+    if isinstance(node, exp.Cast):
+        if node.to.this == exp.DataType.Type.DATE:
+            return "date"
+        if node.to.this in (exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPTZ):
+            return "timestamp"
+    return None
 
 
-def _is_timestamp(node: exp.Expression) -> bool:
-    return isinstance(node, exp.Column) and node.name.lower() in TIMESTAMP_COLUMNS
+def _operands(node: exp.Expression) -> list[exp.Expression]:
+    if isinstance(node, exp.Between):
+        return [node.this, node.args["low"], node.args["high"]]
+    if isinstance(node, exp.In):
+        return [node.this, *node.expressions]
+    return [node.this, node.expression]
 
 
 def _rewrite(node: exp.Expression) -> exp.Expression:
-    """Postgres meanings on SQLite: instants compare as instants; LIKE escapes with \\."""
-    if isinstance(node, COMPARISONS) and (_is_timestamp(node.this)
-                                          or _is_timestamp(node.expression)):
-        return node.__class__(this=_instant(node.this), expression=_instant(node.expression))
-    if isinstance(node, exp.Between) and _is_timestamp(node.this):
-        return exp.Between(this=_instant(node.this), low=_instant(node.args["low"]),
-                           high=_instant(node.args["high"]))
-    if isinstance(node, exp.In) and _is_timestamp(node.this):
-        return exp.In(this=_instant(node.this),
-                      expressions=[_instant(e) for e in node.expressions])
-    if isinstance(node, exp.Like | exp.ILike) and not isinstance(node.expression, exp.Escape):
-        node.set("expression", exp.Escape(this=node.expression.copy(),
-                                          expression=exp.Literal.string("\\")))
+    """Postgres meanings on SQLite: instants and dates compare as such, not as text;
+    LIKE escapes with a backslash."""
+    if isinstance(node, (*COMPARISONS, exp.Between, exp.In)):
+        operands = _operands(node)
+        kinds = {_kind(o) for o in operands}
+        if kinds & {"timestamp", "date"}:
+            wrap = "datetime" if "timestamp" in kinds else "date"
+            for operand in operands:
+                operand.replace(exp.Anonymous(this=wrap, expressions=[operand.copy()]))
+            return node
+    if isinstance(node, exp.Like | exp.ILike) and not isinstance(node.parent, exp.Escape):
+        return exp.Escape(this=node.copy(), expression=exp.Literal.string("\\"))
     return node
 
 
