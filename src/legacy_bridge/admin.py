@@ -17,10 +17,11 @@ from starlette.routing import Route
 
 from legacy_bridge import report
 from legacy_bridge.auth import bearer, digest
-from legacy_bridge.errors import InvalidParameter, Unauthorized
-from legacy_bridge.explain import explain
+from legacy_bridge.errors import InvalidParameter, NotFound, Unauthorized
+from legacy_bridge.explain import explain, explain_sql
 from legacy_bridge.pagination import query_key
 from legacy_bridge.responses import json_response
+from legacy_bridge.sqlplan import plan
 from legacy_bridge.store import UsageRow
 
 if TYPE_CHECKING:
@@ -75,6 +76,18 @@ def admin_routes(bridge: Bridge, admin_token: str | None) -> list[Route]:
         return json_response(explain(compiled.route, compiled.page, compiled.walk, legacy,
                                      checkpoint, bridge.settings.upstream_url))
 
+    async def explain_sql_page(request: Request) -> Response:
+        _guard(admin_token, request)
+        service = bridge.data_api
+        if service is None:
+            raise NotFound("no Data API table is loaded")
+        query_plan = plan(await service.read_sql(request), service.api)
+        total = None
+        if not (query_plan.count and query_plan.count.from_totals):
+            total = await service.total(query_plan.variables, bridge.auth.api_key)
+        return json_response(explain_sql(query_plan, service.api,
+                                         bridge.settings.upstream_url, total))
+
     async def usage_html(request: Request) -> Response:
         _guard(admin_token, request)
         await bridge.usage.flush()
@@ -92,5 +105,6 @@ def admin_routes(bridge: Bridge, admin_token: str | None) -> list[Route]:
 
     return [Route("/_bridge/compare", compare_page, methods=["GET"]),
             Route("/_bridge/explain", explain_page, methods=["GET"]),
+            Route("/_bridge/explain", explain_sql_page, methods=["POST"]),
             Route("/_bridge/usage", usage_html, methods=["GET"]),
             Route("/_bridge/usage.json", usage_json, methods=["GET"])]

@@ -36,8 +36,11 @@ from legacy_bridge.emulator.dataset import DEMO_PLAN_ID, DatasetSpec, empty_plan
 from legacy_bridge.emulator.legacy import DRIFTS
 from legacy_bridge.errors import BridgeError, ConfigError, MappingError
 from legacy_bridge.explain import explain as explain_request
+from legacy_bridge.explain import explain_sql, sql_text
 from legacy_bridge.mapping import bundled_schema, load_mappings
 from legacy_bridge.settings import Settings
+from legacy_bridge.sqlmap import load_data_api
+from legacy_bridge.sqlplan import plan as plan_sql
 from legacy_bridge.store import Store
 from legacy_bridge.upstream import LiveSchemas
 
@@ -108,12 +111,18 @@ def check(mappings_dir: Path | None, upstream_url: str | None, api_key: str) -> 
     try:
         with schemas as source:
             routes = load_mappings(directory, source)
+            data_api = load_data_api(directory, source)
     except MappingError as exc:
         raise click.ClickException(str(exc)) from None
     for route in routes:
         joins = f" + joins {', '.join(route.joins)}" if route.joins else ""
         click.echo(f"ok  {route.file}: GET {route.path} -> {route.connection.operation} "
                    f"({len(route.fields)} fields{joins})")
+    if data_api is not None:
+        tables = ", ".join(f"{t.name} ({len(t.columns)} columns)"
+                           for t in data_api.tables.values())
+        click.echo(f"ok  {data_api.file}: POST {data_api.path} -> "
+                   f"{data_api.connection.operation} over {tables}")
 
 
 def _dataset_options(command: Any) -> Any:
@@ -244,6 +253,37 @@ def explain(url: str, mappings_dir: Path | None, upstream_url: str | None) -> No
     answer = explain_request(compiled.route, compiled.page, compiled.walk, legacy,
                              (0, None), settings.upstream_url)
     click.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
+
+
+@main.command("explain-sql")
+@click.argument("sql")
+@click.option("--mappings-dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of mapping tables [env BRIDGE_MAPPINGS_DIR]")
+@click.option("--upstream-url", default=None, help="Upstream base URL shown "
+              "[env BRIDGE_UPSTREAM_URL]")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text")
+def explain_sql_command(sql: str, mappings_dir: Path | None, upstream_url: str | None,
+                        as_json: bool) -> None:
+    """Print what a Data API SQL statement becomes: GraphQL, variables, proxy work.
+
+    SQL is one statement over roster_v1, as sent to POST /api/emc/reports/query.
+    Offline, so the request estimate is a formula of the filter's totalCount
+    (POST /_bridge/explain on a running proxy gives the number).
+    """
+    given: dict[str, Any] = {"mappings_dir": mappings_dir, "upstream_url": upstream_url}
+    settings = Settings(**{k: v for k, v in given.items() if v is not None})
+    try:
+        api = load_data_api(settings.mappings_dir)
+    except MappingError as exc:
+        raise click.ClickException(str(exc)) from None
+    if api is None:
+        raise click.ClickException(f"no Data API table ([data_api]) in {settings.mappings_dir}")
+    try:
+        answer = explain_sql(plan_sql(sql, api), api, settings.upstream_url)
+    except BridgeError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from None
+    click.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode() if as_json
+               else sql_text(answer))
 
 
 @main.command()

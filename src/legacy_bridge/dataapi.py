@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import functools
 import io
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from legacy_bridge.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from legacy_bridge.mapping import VariablePath
+from legacy_bridge.mapping import Connection, VariablePath
 from legacy_bridge.pagination import answer_of
 from legacy_bridge.query import Document, connection_document, input_variables
 from legacy_bridge.responses import json_response
@@ -49,6 +50,24 @@ class Result:
     rows: list[list[Any]]  # JSON values, in column order
 
 
+def rows_document(api: DataApi, columns: Iterable[Column]) -> Document:
+    """The page query selecting only the node fields these columns read."""
+    wanted = {f for c in columns for f in (c.field, c.fallback, c.catalog) if f}
+    # A node must select something; the first field is the cheapest stand-in.
+    fields = tuple(f for f in api.node_fields if f in wanted) or api.node_fields[:1]
+    return _document(api.connection, "LegacyDataApiRows", fields)
+
+
+def count_document(api: DataApi) -> Document:
+    """totalCount alone (with one cursor): what COUNT(*) costs."""
+    return _document(api.connection, "LegacyDataApiCount", ())
+
+
+@functools.lru_cache(maxsize=256)
+def _document(conn: Connection, name: str, fields: tuple[str, ...]) -> Document:
+    return connection_document(conn, name, fields)
+
+
 class DataApiService:
     def __init__(self, api: DataApi, upstream: Upstream, auth: Authenticator,
                  settings: Settings, usage: Usage) -> None:
@@ -57,9 +76,7 @@ class DataApiService:
         self.auth = auth
         self.settings = settings
         self.usage = usage
-        conn = api.connection
-        self.rows_document = connection_document(conn, "LegacyDataApiRows", api.node_fields)
-        self.count_document = connection_document(conn, "LegacyDataApiCount", ())
+        self.count_document = count_document(api)
         self.catalog_document = (Document(api.catalog.document, "LegacyDataApiCatalog")
                                  if api.catalog else None)
         self._titles: TTLCache[str, dict[str, str]] = TTLCache(1, settings.catalog_ttl)
@@ -71,7 +88,7 @@ class DataApiService:
         request.state.client = client.label
         if COMPANY_SCOPE not in client.plans:
             raise Forbidden("the Data API needs a company-wide token; this one is for plans")
-        sql = await self._sql(request)
+        sql = await self.read_sql(request)
         # plan: what the upstream does, what runs here
         query_plan = plan(sql, self.api)
         # query upstream -> rewrite
@@ -88,7 +105,8 @@ class DataApiService:
         return json_response({names.columns: result.columns, names.rows: result.rows,
                               names.row_count: len(result.rows)})
 
-    async def _sql(self, request: Request) -> str:
+    async def read_sql(self, request: Request) -> str:
+        """The SQL of a request body: JSON `{"query": ...}` or text/plain; bounded."""
         limit = self.settings.sql_max_bytes
         body = b""
         async for chunk in request.stream():
@@ -148,19 +166,21 @@ class DataApiService:
         """Typed rows that pass the residual WHERE, page after page."""
         build = _row_builder((*query_plan.columns_read, *extra), titles)
         residual = query_plan.residual.fn if query_plan.residual else None
-        async with contextlib.aclosing(self._pages(query_plan, key)) as pages:
+        pages_of = self._pages(query_plan, key, rows_document(self.api, (
+            *query_plan.columns_read, *extra)))
+        async with contextlib.aclosing(pages_of) as pages:
             async for nodes in pages:
                 for node in nodes:
                     row = build(node)
                     if residual is None or residual(row) is True:
                         yield row
 
-    async def _pages(self, query_plan: Plan,
-                     key: str) -> AsyncGenerator[list[dict[str, Any]], None]:
+    async def _pages(self, query_plan: Plan, key: str,
+                     document: Document) -> AsyncGenerator[list[dict[str, Any]], None]:
         after: str | None = None
         while True:
             data = await self.upstream.query(
-                self.api.endpoint, self.rows_document,
+                self.api.endpoint, document,
                 input_variables(query_plan.variables, self.api.connection, query_plan.first,
                                 after), key)
             answer = answer_of(data, self.api.connection, with_nodes=True)

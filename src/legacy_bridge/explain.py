@@ -14,9 +14,12 @@ import json
 import math
 from typing import Any
 
+from legacy_bridge.dataapi import count_document, rows_document
 from legacy_bridge.mapping import FieldRule, Route
 from legacy_bridge.params import Request
 from legacy_bridge.query import Document, input_variables
+from legacy_bridge.sqlmap import DataApi
+from legacy_bridge.sqlplan import Plan
 
 
 def walk_steps(skip: int, per_page: int, max_first: int) -> tuple[list[int], int]:
@@ -131,3 +134,66 @@ client.close()
 records = records[{drop}:{drop + per_page}]
 print(len(records), "records")
 '''
+
+
+def explain_sql(query_plan: Plan, api: DataApi, upstream_url: str,
+                total: int | None = None) -> dict[str, Any]:
+    """What one Data API statement becomes: the GraphQL sent, what runs in the proxy.
+
+    `total` is the pushed-down filter's totalCount when known (the admin page asks
+    the upstream for it; the offline CLI cannot), for the request estimate.
+    """
+    rows, count = rows_document(api, query_plan.columns_read), count_document(api)
+    base = upstream_url.rstrip("/")
+    counting = query_plan.count is not None and query_plan.count.from_totals
+    group = query_plan.count.group if query_plan.count else None
+    if counting:
+        paging = (f"one request per {group.name} value, with "
+                  f"{'.'.join(group.filter or ())} = [that value]; totalCount is the count"
+                  if group is not None else "one request; totalCount is the count")
+    else:
+        stop = query_plan.early_stop
+        paging = ("repeat with `after` = the last edge cursor while hasNextPage"
+                  + (f", stopping after {stop} matching rows" if stop is not None else ""))
+    kept_here = [*query_plan.kept_here,
+                 f"SELECT {', '.join(o.expr.sql for o in query_plan.outputs)}: "
+                 "projected in the proxy from the node fields"]
+    catalog = api.catalog
+    return {
+        "sql": query_plan.sql,
+        "columns": [o.name for o in query_plan.outputs],
+        "upstream": {
+            "endpoint": base + api.endpoint,
+            "query": (count if counting else rows).text,
+            "variables": input_variables(query_plan.variables, api.connection,
+                                         1 if counting else query_plan.first, None),
+            "paging": paging,
+        },
+        "catalog": {"endpoint": base + catalog.endpoint, "query": catalog.document,
+                    "note": "one request (program titles, program keys), reused for "
+                            "BRIDGE_CATALOG_TTL seconds"}
+        if query_plan.needs_catalog and catalog else None,
+        "pushed_down": list(query_plan.pushed),
+        "in_the_proxy": kept_here,
+        "estimated_upstream_requests": query_plan.estimated_requests(total)
+        + (" (+1 catalog request when not cached)" if query_plan.needs_catalog else ""),
+    }
+
+
+def sql_text(answer: dict[str, Any]) -> str:
+    """explain_sql's answer for a terminal."""
+    upstream = answer["upstream"]
+    lines = [f"SQL: {' '.join(answer['sql'].split())}",
+             f"Columns: {', '.join(answer['columns'])}", "",
+             f"Upstream: POST {upstream['endpoint']}", upstream["query"],
+             f"variables: {json.dumps(upstream['variables'])}",
+             f"paging: {upstream['paging']}", ""]
+    if answer["catalog"]:
+        lines += [f"Catalog: POST {answer['catalog']['endpoint']}", answer["catalog"]["query"],
+                  answer["catalog"]["note"], ""]
+    lines.append("Pushed down to GraphQL:")
+    lines += [f"  - {line}" for line in answer["pushed_down"]] or ["  (nothing)"]
+    lines.append("In the proxy:")
+    lines += [f"  - {line}" for line in answer["in_the_proxy"]]
+    lines += ["", f"Estimated upstream requests: {answer['estimated_upstream_requests']}"]
+    return "\n".join(lines)
