@@ -33,6 +33,7 @@ STATEMENTS: list[tuple[str, str]] = [
     ("SELECT email FROM roster_v1 WHERE enrollment_state = 'ENROLLED'", SAME),  # no such text
     ("SELECT roster_v1.email FROM roster_v1 WHERE roster_v1.node_key = 'cd0000'", SAME),
     ("SELECT email FROM roster_v1 WHERE email = 'j.martinez@acmecorp.com'", SAME),
+    ("select EMAIL as Mail, \"node_key\" from ROSTER_V1 where Node_Key = 'nd089'", SAME),
     # residual predicates: nulls, timestamps, dates, text, numbers, logic
     ("SELECT email, last_seen FROM roster_v1 WHERE last_seen IS NULL", SAME),
     ("SELECT email FROM roster_v1 WHERE last_seen IS NOT NULL AND last_seen < '2025-01-01'",
@@ -115,6 +116,11 @@ STATEMENTS: list[tuple[str, str]] = [
     ("SELECT email FROM roster_v1 WHERE email", "unsupported_sql"),
     ("SELECT email FROM roster_v1 LIMIT -1", "unsupported_sql"),
     ("SELECT ABS(core_projects_passed) FROM roster_v1", "unsupported_sql"),
+    ("SELECT \"EMAIL\" FROM roster_v1", "unsupported_sql"),  # quoted: case-sensitive
+    ("SELECT email FROM roster_v1 WHERE " + "(" * 300 + "email = 'a'" + ")" * 300,
+     "unsupported_sql"),
+    ("SELECT email FROM roster_v1 WHERE " + "(" * 5000 + "email = 'a'" + ")" * 5000,
+     "unsupported_sql"),
 ]
 
 
@@ -122,7 +128,7 @@ def _rows(answer: dict[str, Any]) -> list[list[Any]]:
     return sorted(answer["rows"], key=repr)
 
 
-@pytest.mark.parametrize(("sql", "expected"), STATEMENTS, ids=[s for s, _ in STATEMENTS])
+@pytest.mark.parametrize(("sql", "expected"), STATEMENTS, ids=[s[:120] for s, _ in STATEMENTS])
 async def test_statement(proxy: httpx.AsyncClient, emulator: httpx.AsyncClient,
                          upstream_counts: Callable[[], dict[str, int]], sql: str,
                          expected: str) -> None:

@@ -135,9 +135,21 @@ class Plan:
         return f"{pages}" if self.early_stop is None or not self.residual else f"up to {pages}"
 
 
+MAX_DEPTH = 200  # expression nesting; keeps parsing and per-row evaluation off the stack limit
+
+
 def plan(sql: str, api: DataApi) -> Plan:
     """The plan of one SQL statement; raises UnsupportedSql or ColumnUnavailable."""
+    try:
+        return _plan(sql, api)
+    except RecursionError:
+        raise UnsupportedSql(f"the statement nests more than {MAX_DEPTH} levels deep") from None
+
+
+def _plan(sql: str, api: DataApi) -> Plan:
     statement = _parse(sql)
+    if _depth(statement) > MAX_DEPTH:
+        raise UnsupportedSql(f"the statement nests more than {MAX_DEPTH} levels deep")
     table = _table(statement, api)
     scope = _Scope(table)
     outputs = _outputs(statement, scope)
@@ -231,6 +243,23 @@ def _parse(sql: str) -> exp.Select:
     return statement
 
 
+def _depth(root: exp.Expression) -> int:
+    deepest, stack = 0, [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack += [(child, depth + 1) for child in node.iter_expressions()]
+    return deepest
+
+
+def _identifier(node: exp.Expression) -> str:
+    """Postgres folds unquoted names to lower case and keeps quoted ones."""
+    name = node.name
+    quoted = (isinstance(node, exp.Identifier) and node.quoted) or (
+        isinstance(node.this, exp.Identifier) and node.this.quoted)
+    return name if quoted else name.lower()
+
+
 def _table(statement: exp.Select, api: DataApi) -> SqlTable:
     source = statement.args.get("from_") or statement.args.get("from")
     if source is None:
@@ -238,7 +267,7 @@ def _table(statement: exp.Select, api: DataApi) -> SqlTable:
     target = source.this
     if not isinstance(target, exp.Table) or not isinstance(target.this, exp.Identifier):
         raise UnsupportedSql("FROM must name one table (no subquery or function)")
-    name = target.name.lower()
+    name = _identifier(target)
     if name in api.unavailable_tables:
         raise ColumnUnavailable(f"table {name} is not available: "
                                 f"{api.unavailable_tables[name]}")
@@ -343,13 +372,13 @@ def _push_order(keys: list[SortKey], ordered: list[exp.Ordered], api: DataApi,
 def _output_name(node: exp.Expression) -> str:
     """Postgres's name for a select item: the alias, the column, the function."""
     if isinstance(node, exp.Alias):
-        return node.alias
+        return _identifier(node.args["alias"])
     if isinstance(node, exp.Column):
-        return node.name
+        return _identifier(node)
     if isinstance(node, exp.Cast):
         inner = node.this
         if isinstance(inner, exp.Column):
-            return inner.name
+            return _identifier(inner)
         return _CASTS.get(node.to.this, "?column?")
     if isinstance(node, exp.Count):
         return "count"
@@ -374,8 +403,8 @@ def _outputs(statement: exp.Select, scope: _Scope) -> tuple[Output, ...]:
         outputs.append(Output(_output_name(item), scope.compile(inner)))
     scope.select = [item.this if isinstance(item, exp.Alias) else item
                     for item in statement.expressions]
-    scope.aliases = {item.alias: item.this for item in statement.expressions
-                     if isinstance(item, exp.Alias)}
+    scope.aliases = {_identifier(item.args["alias"]): item.this
+                     for item in statement.expressions if isinstance(item, exp.Alias)}
     return tuple(outputs)
 
 
@@ -466,9 +495,10 @@ class _Scope:
 
     def column(self, node: exp.Column) -> Column:
         qualifier = node.table
-        if qualifier and qualifier.lower() != self.table.name:
+        if qualifier and qualifier != self.table.name and (
+                node.args["table"].quoted or qualifier.lower() != self.table.name):
             raise UnsupportedSql(f"{node.sql('postgres')}: only {self.table.name} is queried")
-        name = node.name.lower()
+        name = _identifier(node)
         if name in self.table.unavailable:
             raise ColumnUnavailable(f"column {name} is not available: "
                                     f"{self.table.unavailable[name]}")
@@ -486,9 +516,10 @@ class _Scope:
             if not 0 <= index < len(self.select):
                 raise UnsupportedSql(f"position {index + 1} is not in the select list")
             return self.select[index]
-        if isinstance(node, exp.Column) and not node.table and node.name in self.aliases \
-                and node.name.lower() not in self.table.columns:
-            return self.aliases[node.name]
+        if isinstance(node, exp.Column) and not node.table:
+            name = _identifier(node)
+            if name in self.aliases and name not in self.table.columns:
+                return self.aliases[name]
         return node
 
     def compile_column(self, column: Column) -> Expr:

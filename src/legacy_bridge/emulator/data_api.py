@@ -84,14 +84,19 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
     return node
 
 
+def _folded(identifier: exp.Expression) -> str:
+    quoted = isinstance(identifier, exp.Identifier) and identifier.quoted
+    return identifier.name if quoted else identifier.name.lower()
+
+
 def _name(item: exp.Expression) -> str:
     """Postgres's output column name of a select item."""
     if isinstance(item, exp.Alias):
-        return item.alias
+        return _folded(item.args["alias"])
     if isinstance(item, exp.Column):
-        return item.name
+        return _folded(item.this)
     if isinstance(item, exp.Cast) and isinstance(item.this, exp.Column):
-        return item.this.name
+        return _folded(item.this.this)
     if isinstance(item, exp.Count):
         return "count"
     if isinstance(item, exp.Lower | exp.Upper):
@@ -116,13 +121,10 @@ class LegacyDataApi:
         if len(statements) != 1 or not isinstance(statements[0], exp.Select):
             raise DataApiError(400, "syntax_error", "one SELECT statement, please")
         statement = statements[0]
-        names = []
-        for item in statement.expressions:
-            if isinstance(item, exp.Star):
-                continue
-            names.append(_name(item))
-            if not isinstance(item, exp.Alias):
-                item.replace(exp.alias_(item.copy(), _name(item), quoted=True))
+        for item in statement.expressions:  # Postgres's column names, spelled out
+            if not isinstance(item, exp.Star):
+                inner = item.this if isinstance(item, exp.Alias) else item
+                item.replace(exp.alias_(inner.copy(), _name(item), quoted=True))
         try:
             cursor = self._db.execute(statement.transform(_rewrite).sql("sqlite"))
         except sqlite3.Error as exc:
