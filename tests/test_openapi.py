@@ -15,7 +15,7 @@ from legacy_bridge.emulator.app import DEMO_COMPANY_TOKEN
 from legacy_bridge.emulator.dataset import DEMO_PLAN_ID
 from legacy_bridge.mapping import load_mappings
 from legacy_bridge.openapi import document, item_schema
-from support import MAPPINGS
+from support import DATA_API, MAPPINGS
 
 ROUTES = {route.name: route for route in load_mappings(MAPPINGS)}
 
@@ -46,7 +46,7 @@ def test_parameters_come_from_the_mapping() -> None:
 async def test_app_serves_its_description(proxy: httpx.AsyncClient) -> None:
     body = (await proxy.get("/openapi.json")).json()
     assert body["openapi"].startswith("3.1")
-    assert set(body["paths"]) == {route.path for route in ROUTES.values()}
+    assert set(body["paths"]) == {route.path for route in ROUTES.values()} | {DATA_API}
 
 
 @pytest.mark.parametrize("path", sorted(route.path for route in ROUTES.values()))
@@ -68,6 +68,25 @@ def test_schemathesis_finds_no_5xx_and_no_undocumented_answer(
         # for every truly invalid value is pinned in test_routes.
         case.call_and_validate(headers=auth,
                                excluded_checks=[schemathesis.checks.negative_data_rejection])
+
+    check()
+
+
+def test_schemathesis_finds_no_5xx_in_the_data_api(
+        make_proxy: Callable[..., Starlette]) -> None:
+    api = schemathesis.openapi.from_asgi("/openapi.json", make_proxy())
+    operation = api[DATA_API]["POST"]
+    auth = {"Authorization": f"Bearer {DEMO_COMPANY_TOKEN}"}
+
+    # Arbitrary text as SQL gets a documented 4xx, valid SQL a documented 200.
+    @settings(max_examples=80, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE)
+           | operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+    def check(case: schemathesis.Case) -> None:
+        case.call_and_validate(headers=auth,
+                               excluded_checks=[schemathesis.checks.negative_data_rejection,
+                                                schemathesis.checks.positive_data_acceptance])
 
     check()
 

@@ -447,7 +447,8 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
                     transport, legacy_transport, load_data_api(settings.mappings_dir))
     sql = bridge.data_api
 
-    description = json_response(openapi.document([c.route for c in bridge.routes]))
+    description = json_response(openapi.document(
+        [c.route for c in bridge.routes], bridge.data_api.api if bridge.data_api else None))
 
     async def healthz(request: Request) -> Response:
         return json_response({"status": "ok"})

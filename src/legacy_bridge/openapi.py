@@ -15,6 +15,7 @@ from graphql import GraphQLEnumType, GraphQLNonNull, GraphQLObjectType, get_name
 from legacy_bridge import __version__, schemas
 from legacy_bridge.mapping import FieldRule, Param, Route
 from legacy_bridge.params import MAX_PAGE
+from legacy_bridge.sqlmap import DataApi
 
 Schema = dict[str, Any]
 
@@ -109,12 +110,55 @@ def item_schema(route: Route) -> Schema:
     return root
 
 
-def document(routes: list[Route]) -> Schema:
+def _errors(table: dict[str, tuple[str, str]]) -> Schema:
+    return {status: {"description": f"{code}: {when}",
+                     "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+            for status, (code, when) in table.items()}
+
+
+_SQL_ERRORS = {
+    **ERRORS,
+    "400": ("unsupported_sql, column_unavailable or invalid_parameter",
+            "SQL outside the translated grammar, a column the GraphQL API lacks, or no SQL"),
+    "403": ("forbidden", "a plan-scoped token; the Data API needs a company token"),
+    "405": ("method_not_allowed", "only POST"),
+    "413": ("result_too_large", "more rows than BRIDGE_SQL_MAX_ROWS; add LIMIT"),
+}
+_CELL: Schema = {"type": ["string", "number", "integer", "boolean", "null"]}
+
+
+def data_api_operation(api: DataApi) -> Schema:
+    names = api.response
+    answer = {"type": "object", "additionalProperties": False,
+              "required": [names.columns, names.rows, names.row_count],
+              "properties": {names.columns: {"type": "array", "items": {"type": "string"}},
+                             names.rows: {"type": "array",
+                                          "items": {"type": "array", "items": _CELL}},
+                             names.row_count: {"type": "integer", "minimum": 0}}}
+    return {"post": {
+        "operationId": "data_api_query",
+        "summary": "legacy Data API: one SQL SELECT over "
+                   f"{', '.join(api.tables)} (served from the GraphQL "
+                   f"{api.connection.operation})",
+        "security": [{"legacyToken": []}],
+        "requestBody": {"required": True, "content": {
+            "application/json": {"schema": {
+                "type": "object", "required": ["query"],
+                "properties": {"query": {"type": "string", "minLength": 1}}}},
+            "text/plain": {"schema": {"type": "string", "minLength": 1}}}},
+        "responses": {
+            "200": {"description": "the rows (CSV with a header row for Accept: text/csv)",
+                    "content": {"application/json": {"schema": answer},
+                                "text/csv": {"schema": {"type": "string"}}}},
+            **_errors(_SQL_ERRORS),
+        },
+    }}
+
+
+def document(routes: list[Route], data_api: DataApi | None = None) -> Schema:
     paths: Schema = {}
     for route in routes:
-        errors = {status: {"description": f"{code}: {when}",
-                           "content": {"application/json": {"schema": ERROR_SCHEMA}}}
-                  for status, (code, when) in ERRORS.items()}
+        errors = _errors(ERRORS)
         paths[route.path] = {"get": {
             "operationId": route.name.replace("-", "_"),
             "summary": f"{route.name} (served from the GraphQL {route.connection.operation})",
@@ -133,6 +177,8 @@ def document(routes: list[Route]) -> Schema:
                 **errors,
             },
         }}
+    if data_api is not None:
+        paths[data_api.path] = data_api_operation(data_api)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Learner Progress API v2 (served by legacy-bridge)",
