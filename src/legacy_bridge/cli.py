@@ -39,6 +39,7 @@ from legacy_bridge.explain import explain as explain_request
 from legacy_bridge.explain import explain_sql, sql_text
 from legacy_bridge.mapping import bundled_schema, load_mappings
 from legacy_bridge.settings import Settings
+from legacy_bridge.sqlcompare import compare_sql, split_statements
 from legacy_bridge.sqlmap import load_data_api
 from legacy_bridge.sqlplan import plan as plan_sql
 from legacy_bridge.store import Store
@@ -369,6 +370,32 @@ def compare_crawl(legacy_url: str, legacy_token: str, bridge_url: str, bridge_to
     else:
         click.echo(crawl_report(results))
     if not all(r.agrees for r in results):
+        sys.exit(1)
+
+
+@compare.command("sql")
+@click.argument("file", type=click.File())
+@click.option("--legacy-url", required=True, help="Base URL of the legacy Data API")
+@click.option("--legacy-token", envvar="BRIDGE_COMPARE_LEGACY_TOKEN", required=True,
+              help="Bearer token for the legacy API [env BRIDGE_COMPARE_LEGACY_TOKEN]")
+@click.option("--bridge-url", required=True, help="Base URL of the proxy")
+@click.option("--bridge-token", envvar="BRIDGE_COMPARE_BRIDGE_TOKEN", required=True,
+              help="Bearer token for the proxy [env BRIDGE_COMPARE_BRIDGE_TOKEN]")
+def compare_sql_command(file: Any, legacy_url: str, legacy_token: str, bridge_url: str,
+                        bridge_token: str) -> None:
+    """Send each SQL statement of FILE (`;` ends one) to both Data APIs; exit 1 on a difference.
+
+    Rows compare as a multiset (row order among ORDER BY ties is free in Postgres).
+    """
+    statements = split_statements(file.read())
+    results = compare_sql(statements, Side(legacy_url, legacy_token),
+                          Side(bridge_url, bridge_token))
+    for result in results:
+        click.echo(f"{'ok  ' if result.agrees else 'DIFF'}  {result.detail:<48}  "
+                   f"{' '.join(result.sql.split())[:90]}")
+    differ = sum(not r.agrees for r in results)
+    click.echo(f"{len(results) - differ} of {len(results)} statements agree")
+    if differ or not results:
         sys.exit(1)
 
 

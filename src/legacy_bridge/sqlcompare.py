@@ -1,0 +1,79 @@
+"""`legacy-bridge compare sql`: the same SQL statements to the legacy Data API and the proxy.
+
+For a team whose nightly exports send fixed statements: run each through both
+sides and see whether the answers agree before pointing the export at the
+proxy. Columns must match exactly and rows as a multiset: Postgres leaves rows
+tied under ORDER BY in any order, so order alone is not held against the proxy
+(the statement tests pin the order itself).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from legacy_bridge.crawl import Side
+
+DATA_API_PATH = "/api/emc/reports/query"
+
+
+@dataclass(frozen=True)
+class SqlComparison:
+    sql: str
+    agrees: bool
+    detail: str  # what differs, or the common row count
+
+
+def split_statements(text: str) -> list[str]:
+    """Statements separated by `;` at a line end; `--` comment lines are dropped."""
+    parts, current = [], []
+    for line in text.splitlines():
+        if line.lstrip().startswith("--"):
+            continue
+        current.append(line)
+        if line.rstrip().endswith(";"):
+            parts.append("\n".join(current).rstrip().rstrip(";"))
+            current = []
+    parts.append("\n".join(current))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _answer(client: httpx.Client, side: Side, sql: str) -> tuple[int, Any]:
+    response = client.post(side.base_url.rstrip("/") + DATA_API_PATH, json={"query": sql},
+                           headers={"Authorization": f"Bearer {side.token}"})
+    try:
+        return response.status_code, response.json()
+    except ValueError:
+        return response.status_code, response.text[:200]
+
+
+def _key(row: list[Any]) -> bytes:
+    return orjson.dumps(row)
+
+
+def compare_one(client: httpx.Client, legacy: Side, bridge: Side, sql: str) -> SqlComparison:
+    old_status, old = _answer(client, legacy, sql)
+    new_status, new = _answer(client, bridge, sql)
+    if old_status != 200 or new_status != 200:
+        same = old_status == new_status
+        return SqlComparison(sql, same, f"legacy HTTP {old_status}, proxy HTTP {new_status}")
+    if old["columns"] != new["columns"]:
+        return SqlComparison(sql, False, f"columns: legacy {old['columns']}, "
+                                         f"proxy {new['columns']}")
+    old_rows, new_rows = Counter(map(_key, old["rows"])), Counter(map(_key, new["rows"]))
+    if old_rows != new_rows:
+        missing = sum((old_rows - new_rows).values())
+        extra = sum((new_rows - old_rows).values())
+        return SqlComparison(sql, False, f"{missing} legacy rows missing from the proxy, "
+                                         f"{extra} proxy rows not in legacy")
+    return SqlComparison(sql, True, f"{len(new['rows'])} rows agree")
+
+
+def compare_sql(statements: list[str], legacy: Side, bridge: Side,
+                timeout: float = 120.0) -> list[SqlComparison]:
+    with httpx.Client(timeout=timeout) as client:
+        return [compare_one(client, legacy, bridge, sql) for sql in statements]
