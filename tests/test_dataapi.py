@@ -6,6 +6,7 @@ evaluates the same SQL directly in SQLite over the same dataset.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -175,3 +176,19 @@ async def test_more_rows_than_the_setting_is_413(
     assert answer.json()["error"]["code"] == "result_too_large"
     assert "LIMIT" in answer.json()["error"]["message"]
     assert limited["row_count"] == 50
+
+
+async def test_the_catalog_is_fetched_again_after_its_ttl(
+        make_proxy: Callable[..., Starlette],
+        upstream_counts: Callable[[], dict[str, int]]) -> None:
+    app = make_proxy(catalog_ttl=0.05)
+    query = "SELECT nd_title FROM roster_v1 WHERE node_key = 'nd089' LIMIT 1"
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://proxy") as client:
+        await sql_answer(client, query)
+        await sql_answer(client, query)
+        assert upstream_counts()["catalog"] == 1
+        await asyncio.sleep(0.1)
+        answer = await sql_answer(client, query)
+    assert upstream_counts()["catalog"] == 2
+    assert answer["rows"] == [["AI Programming with Python"]]

@@ -185,6 +185,9 @@ Try:
   curl -s {auth} "{base}/assessment-attempts?status=passed,failed&per_page=3"
   curl -s -H "Authorization: Bearer {DEMO_COMPANY_TOKEN}" \\
        "{proxy}/api/v2/plans/{empty_plan}/progress"
+The legacy Data API, SQL over roster_v1 (company token):
+  curl -s -H "Authorization: Bearer {DEMO_COMPANY_TOKEN}" -H "Content-Type: text/plain" \
+       -d "SELECT node_key, COUNT(*) FROM roster_v1 GROUP BY node_key" {proxy}/api/emc/reports/query
 The old API itself, for comparison:
   curl -s {auth} "{upstream}/api/v2/plans/{DEMO_PLAN_ID}/progress?per_page=5"
 What a legacy call becomes in GraphQL, and who still calls what (admin token):
