@@ -318,6 +318,18 @@ def healthcheck() -> None:
     click.echo("healthy")
 
 
+def _side_options(command: Any) -> Any:
+    """--legacy-token, --bridge-url, --bridge-token: the two sides of a comparison."""
+    command = click.option("--bridge-token", envvar="BRIDGE_COMPARE_BRIDGE_TOKEN",
+                           required=True, help="Bearer token for the proxy "
+                           "[env BRIDGE_COMPARE_BRIDGE_TOKEN]")(command)
+    command = click.option("--bridge-url", required=True,
+                           help="Base URL of the proxy")(command)
+    return click.option("--legacy-token", envvar="BRIDGE_COMPARE_LEGACY_TOKEN",
+                        required=True, help="Bearer token for the legacy API "
+                        "[env BRIDGE_COMPARE_LEGACY_TOKEN]")(command)
+
+
 @main.group()
 def compare() -> None:
     """Side-by-side comparison of the legacy API and the proxy."""
@@ -325,11 +337,7 @@ def compare() -> None:
 
 @compare.command("crawl")
 @click.option("--legacy-url", required=True, help="Base URL of the legacy v2 API")
-@click.option("--legacy-token", envvar="BRIDGE_COMPARE_LEGACY_TOKEN", required=True,
-              help="Bearer token for the legacy API [env BRIDGE_COMPARE_LEGACY_TOKEN]")
-@click.option("--bridge-url", required=True, help="Base URL of the proxy")
-@click.option("--bridge-token", envvar="BRIDGE_COMPARE_BRIDGE_TOKEN", required=True,
-              help="Bearer token for the proxy [env BRIDGE_COMPARE_BRIDGE_TOKEN]")
+@_side_options
 @click.option("--plan", "plan", required=True, help="The plan id to crawl")
 @click.option("--routes", default=None, help="Comma-separated route names (default: all)")
 @click.option("--per-page", default=100, show_default=True)
@@ -379,11 +387,7 @@ def compare_crawl(legacy_url: str, legacy_token: str, bridge_url: str, bridge_to
 @compare.command("sql")
 @click.argument("file", type=click.File())
 @click.option("--legacy-url", required=True, help="Base URL of the legacy Data API")
-@click.option("--legacy-token", envvar="BRIDGE_COMPARE_LEGACY_TOKEN", required=True,
-              help="Bearer token for the legacy API [env BRIDGE_COMPARE_LEGACY_TOKEN]")
-@click.option("--bridge-url", required=True, help="Base URL of the proxy")
-@click.option("--bridge-token", envvar="BRIDGE_COMPARE_BRIDGE_TOKEN", required=True,
-              help="Bearer token for the proxy [env BRIDGE_COMPARE_BRIDGE_TOKEN]")
+@_side_options
 def compare_sql_command(file: Any, legacy_url: str, legacy_token: str, bridge_url: str,
                         bridge_token: str) -> None:
     """Send each SQL statement of FILE (`;` ends one) to both Data APIs; exit 1 on a difference.

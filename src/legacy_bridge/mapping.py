@@ -65,8 +65,9 @@ class RawDeprecation(_Raw):
     link: str | None = None
 
 
-class RawRoute(_Raw):
-    path: str
+class RawOperation(_Raw):
+    """A paginated GraphQL operation: where it is and how its connection is named."""
+
     api: str
     endpoint: str
     operation: str
@@ -74,6 +75,10 @@ class RawRoute(_Raw):
     first_variable: str = "first"
     after_variable: str = "after"
     connection: RawConnection = RawConnection()
+
+
+class RawRoute(RawOperation):
+    path: str
     deprecation: RawDeprecation | None = None
     mode: Literal["graphql", "legacy", "shadow", "graphql-fallback"] | None = None
 
@@ -98,18 +103,11 @@ class RawAggregate(_Raw):
     where: dict[str, str] = {}
 
 
-class RawJoin(_Raw):
-    api: str
-    endpoint: str
-    operation: str
+class RawJoin(RawOperation):
     batch: RawBatch
     variables: dict[str, str] = {}
     match: dict[str, str]
     aggregates: dict[str, RawAggregate]
-    max_first: int = Field(100, ge=1)
-    first_variable: str = "first"
-    after_variable: str = "after"
-    connection: RawConnection = RawConnection()
 
 
 class RawCompare(_Raw):

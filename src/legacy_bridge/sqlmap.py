@@ -26,7 +26,7 @@ from pydantic import Field, ValidationError
 from legacy_bridge.errors import MappingError
 from legacy_bridge.mapping import (
     Connection,
-    RawConnection,
+    RawOperation,
     SchemaChecks,
     SchemaSource,
     VariablePath,
@@ -45,18 +45,11 @@ class RawResponse(_Raw):
     row_count: str = "row_count"
 
 
-class RawDataApi(_Raw):
+class RawDataApi(RawOperation):
     path: str
-    api: str
-    endpoint: str
-    operation: str
-    max_first: int = Field(100, ge=1)
-    first_variable: str = "first"
-    after_variable: str = "after"
     order_variable: str | None = None
     direction_variable: str | None = None
     directions: dict[Literal["asc", "desc"], str] = Field(default_factory=dict)
-    connection: RawConnection = RawConnection()
     response: RawResponse = RawResponse()
 
 
