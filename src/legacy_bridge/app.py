@@ -47,7 +47,14 @@ from legacy_bridge.errors import (
 from legacy_bridge.joins import join_values
 from legacy_bridge.mapping import Join, Route, VariablePath, load_mappings
 from legacy_bridge.metrics import Metrics
-from legacy_bridge.modes import LegacyRelay, Reply, Shadow, ShadowJob
+from legacy_bridge.modes import (
+    LegacyRelay,
+    Reply,
+    Shadow,
+    ShadowJob,
+    diff_answers,
+    golden_case,
+)
 from legacy_bridge.pagination import (
     Answer,
     Fetch,
@@ -229,18 +236,21 @@ class Bridge:
         store = Store(settings.store_url, settings.compare_keep, settings.compare_keep_days)
         self.usage = Usage(store)
         self.shadow = Shadow(store, self.metrics, settings.shadow_queue_size,
-                             settings.shadow_sample_rate, settings.compare_pii == "keep")
+                             settings.shadow_sample_rate)
         self.legacy: LegacyRelay | None = None
         if settings.legacy_url:
             self.legacy = LegacyRelay(settings.legacy_url, settings.total_deadline,
                                       legacy_transport)
         modes = {c.route.mode or settings.mode for c in self.routes}
+        if data_api is not None:
+            modes.add(data_api.mode or settings.mode)
         if modes - {"graphql"} and self.legacy is None:
             raise ConfigError(f"BRIDGE_LEGACY_URL is required for mode "
                               f"{', '.join(sorted(modes - {'graphql'}))}")
         self._ready: tuple[float, bool, dict[str, str]] | None = None
         self.data_api = (DataApiService(data_api, self.upstream, authenticator, settings,
-                                        self.usage) if data_api else None)
+                                        self.usage, self.legacy, self.shadow, self.metrics)
+                         if data_api else None)
 
     async def dispatch(self, request: Request, compiled: CompiledRoute) -> Response:
         """The route's migration mode decides who answers (see modes.py)."""
@@ -295,8 +305,13 @@ class Bridge:
                 recording.reset(token)
             answer = Reply(response.status_code, bytes(response.body), tape)
             other = relayed
-        self.shadow.offer(ShadowJob(compiled.route, target, self.settings.shadow_primary,
-                                    answer, other))
+        keep_pii = self.settings.compare_pii == "keep"
+        route = compiled.route
+        self.shadow.offer(ShadowJob(
+            route.name, target, self.settings.shadow_primary, answer, other,
+            diff=lambda legacy, bridge: diff_answers(route, legacy, bridge, keep_pii),
+            golden=lambda legacy, bridge: golden_case(route, target, legacy, bridge,
+                                                      keep_pii)))
         return response
 
     async def serve(self, request: Request, compiled: CompiledRoute,
@@ -483,7 +498,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     routes = [StarletteRoute(c.route.path, bridge.endpoint(c), methods=["GET"])
               for c in bridge.routes]
     if sql is not None:
-        routes.append(StarletteRoute(sql.api.path, sql.serve, methods=["POST"]))
+        routes.append(StarletteRoute(sql.api.path, sql.dispatch, methods=["POST"]))
     routes.append(StarletteRoute("/healthz", healthz, methods=["GET"]))
     routes.append(StarletteRoute("/readyz", readyz, methods=["GET"]))
     routes.append(StarletteRoute("/metrics", metrics, methods=["GET"]))

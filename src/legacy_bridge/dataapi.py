@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import csv
 import functools
+import hashlib
 import io
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -23,15 +24,21 @@ from cachetools import TTLCache
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from legacy_bridge import logs
 from legacy_bridge.auth import COMPANY_SCOPE, Authenticator
 from legacy_bridge.errors import (
+    BridgeError,
     Forbidden,
     InvalidParameter,
+    RateLimited,
     ResultTooLarge,
     UpstreamError,
     UpstreamTimeout,
+    UpstreamUnavailable,
 )
 from legacy_bridge.mapping import Connection, VariablePath
+from legacy_bridge.metrics import Metrics
+from legacy_bridge.modes import LegacyRelay, Reply, Shadow, ShadowJob, diff_sql_answers
 from legacy_bridge.pagination import answer_of
 from legacy_bridge.query import Document, connection_document, input_variables
 from legacy_bridge.responses import json_response
@@ -42,6 +49,7 @@ from legacy_bridge.upstream import Upstream
 from legacy_bridge.usage import Usage
 
 ROUTE_NAME = "data-api"
+log = logs.get("legacy_bridge.dataapi")
 
 
 @dataclass(frozen=True)
@@ -70,25 +78,83 @@ def _document(conn: Connection, name: str, fields: tuple[str, ...]) -> Document:
 
 class DataApiService:
     def __init__(self, api: DataApi, upstream: Upstream, auth: Authenticator,
-                 settings: Settings, usage: Usage) -> None:
+                 settings: Settings, usage: Usage, legacy: LegacyRelay | None,
+                 shadow: Shadow, metrics: Metrics) -> None:
         self.api = api
         self.upstream = upstream
         self.auth = auth
         self.settings = settings
         self.usage = usage
+        self.legacy = legacy
+        self.shadow = shadow
+        self.metrics = metrics
         self.count_document = count_document(api)
         self.catalog_document = (Document(api.catalog.document, "LegacyDataApiCatalog")
                                  if api.catalog else None)
         self._titles: TTLCache[str, dict[str, str]] = TTLCache(1, settings.catalog_ttl)
         self._titles_lock = asyncio.Lock()
 
-    async def serve(self, request: Request) -> Response:
+    async def dispatch(self, request: Request) -> Response:
+        """The migration mode decides who answers, as for the v2 routes (see modes.py)."""
+        body = await self.read_body(request)
+        mode = self.api.mode or self.settings.mode
+        if mode == "graphql":
+            return await self.serve(request, body)
+        legacy = self.legacy
+        assert legacy is not None  # checked at start-up
+        if mode == "legacy":
+            return await legacy.stream(request, body)
+        if mode == "graphql-fallback":
+            try:
+                return await self.serve(request, body)
+            except (UpstreamError, UpstreamUnavailable, UpstreamTimeout, RateLimited) as exc:
+                self.metrics.fallbacks.labels(ROUTE_NAME).inc()
+                log.warning("translation failed upstream; answered from legacy",
+                            route=ROUTE_NAME, code=exc.code)
+                answer, headers = await legacy.fetch(request, body)
+                return Response(answer.body, answer.status, headers)
+        return await self._shadowed(request, body, legacy)
+
+    async def _shadowed(self, request: Request, body: bytes, legacy: LegacyRelay) -> Response:
+        if "text/csv" in request.headers.get("accept", ""):  # compared as JSON only
+            if self.settings.shadow_primary == "legacy":
+                return await legacy.stream(request, body)
+            return await self.serve(request, body)
+        async def translated(count_usage: bool) -> Response:
+            try:
+                return await self.serve(request, body, count_usage)
+            except BridgeError as exc:  # errors are answers too, and compared
+                return json_response(exc.body(), exc.status, exc.headers)
+
+        async def relayed() -> Reply:
+            return (await legacy.fetch(request, body))[0]
+
+        async def translated_reply() -> Reply:
+            response = await translated(count_usage=False)
+            return Reply(response.status_code, bytes(response.body))
+
+        if self.settings.shadow_primary == "legacy":
+            answer, headers = await legacy.fetch(request, body)
+            response: Response = Response(answer.body, answer.status, headers)
+            other = translated_reply
+        else:
+            response = await translated(count_usage=True)
+            answer, other = Reply(response.status_code, bytes(response.body)), relayed
+        keep_pii = self.settings.compare_pii == "keep"
+        asked = (body.decode(errors="replace") if keep_pii
+                 else "sql sha256:" + hashlib.sha256(body).hexdigest()[:16])
+        self.shadow.offer(ShadowJob(
+            ROUTE_NAME, f"POST {self.api.path} {asked}", self.settings.shadow_primary, answer,
+            other, diff=lambda old, new: diff_sql_answers(old, new, keep_pii)))
+        return response
+
+    async def serve(self, request: Request, body: bytes, count_usage: bool = True) -> Response:
         # validate: token, company scope, body; nothing went upstream yet
         client = self.auth.client(request.headers.get("authorization"))
         request.state.client = client.label
         if COMPANY_SCOPE not in client.plans:
             raise Forbidden("the Data API needs a company-wide token; this one is for plans")
-        sql = await self.read_sql(request)
+        sql = sql_of(body, request.headers.get("content-type", ""))
         # plan: what the upstream does, what runs here
         query_plan = plan(sql, self.api)
         # query upstream -> rewrite
@@ -97,7 +163,8 @@ class DataApiService:
                 result = await self.run(query_plan, client.upstream_key)
         except TimeoutError:
             raise UpstreamTimeout("the upstream did not answer in time") from None
-        self.usage.record(client.label, ROUTE_NAME, [], result.columns)
+        if count_usage:
+            self.usage.record(client.label, ROUTE_NAME, [], result.columns)
         # respond
         if "text/csv" in request.headers.get("accept", ""):
             return StreamingResponse(csv_lines(result), media_type="text/csv; charset=utf-8")
@@ -105,29 +172,18 @@ class DataApiService:
         return json_response({names.columns: result.columns, names.rows: result.rows,
                               names.row_count: len(result.rows)})
 
-    async def read_sql(self, request: Request) -> str:
-        """The SQL of a request body: JSON `{"query": ...}` or text/plain; bounded."""
+    async def read_body(self, request: Request) -> bytes:
+        """The request body, refused past BRIDGE_SQL_MAX_BYTES without reading it all."""
         limit = self.settings.sql_max_bytes
         body = b""
         async for chunk in request.stream():
             body += chunk
             if len(body) > limit:
                 raise InvalidParameter(f"the SQL is longer than {limit} bytes")
-        if request.headers.get("content-type", "").startswith("application/json"):
-            try:
-                payload = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                raise InvalidParameter("the body is not JSON; send {\"query\": \"<SQL>\"} "
-                                       "or the SQL as text/plain") from None
-            sql = payload.get("query") if isinstance(payload, dict) else None
-        else:
-            try:
-                sql = body.decode()
-            except UnicodeDecodeError:
-                raise InvalidParameter("the SQL is not UTF-8 text") from None
-        if not isinstance(sql, str) or not sql.strip():
-            raise InvalidParameter("send the SQL as {\"query\": \"<SQL>\"} or as text/plain")
-        return sql
+        return body
+
+    async def read_sql(self, request: Request) -> str:
+        return sql_of(await self.read_body(request), request.headers.get("content-type", ""))
 
     # -- query upstream and rewrite ---------------------------------------------
 
@@ -247,6 +303,25 @@ class DataApiService:
                     raise UpstreamError("the catalog answered an unexpected shape") from exc
                 self._titles["titles"] = cached
             return cached
+
+
+def sql_of(body: bytes, content_type: str) -> str:
+    """The SQL of a request body: JSON `{"query": ...}` or the SQL as text/plain."""
+    if content_type.startswith("application/json"):
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise InvalidParameter("the body is not JSON; send {\"query\": \"<SQL>\"} "
+                                   "or the SQL as text/plain") from None
+        sql = payload.get("query") if isinstance(payload, dict) else None
+    else:
+        try:
+            sql = body.decode()
+        except UnicodeDecodeError:
+            raise InvalidParameter("the SQL is not UTF-8 text") from None
+    if not isinstance(sql, str) or not sql.strip():
+        raise InvalidParameter("send the SQL as {\"query\": \"<SQL>\"} or as text/plain")
+    return sql
 
 
 def _window(rows: list[Any], query_plan: Plan) -> list[Any]:

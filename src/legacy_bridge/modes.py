@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,19 +58,24 @@ class LegacyRelay:
         self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout,
                                          transport=transport)
 
-    def _request(self, request: Request) -> httpx.Request:
-        headers = [(k, v) for k, v in request.headers.raw if k.decode().lower() not in HOP]
+    def _request(self, request: Request, body: bytes | None) -> httpx.Request:
+        # Content-Length follows the body the proxy sends, not the one it was sent.
+        headers = [(k, v) for k, v in request.headers.raw
+                   if k.decode().lower() not in HOP | {"content-length"}]
         return self._client.build_request(request.method, request.url.path,
-                                          params=request.url.query, headers=headers)
+                                          params=request.url.query, headers=headers,
+                                          content=body)
 
-    async def stream(self, request: Request) -> Response:
-        upstream = await self._client.send(self._request(request), stream=True)
+    async def stream(self, request: Request, body: bytes | None = None) -> Response:
+        """Relay one request (with `body`, already read by the proxy, for a POST)."""
+        upstream = await self._client.send(self._request(request, body), stream=True)
         headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP}
         return StreamingResponse(upstream.aiter_raw(), upstream.status_code, headers,
                                  background=BackgroundTask(upstream.aclose))
 
-    async def fetch(self, request: Request) -> tuple[Reply, dict[str, str]]:
-        upstream = await self._client.send(self._request(request))
+    async def fetch(self, request: Request,
+                    body: bytes | None = None) -> tuple[Reply, dict[str, str]]:
+        upstream = await self._client.send(self._request(request, body))
         headers = {k: v for k, v in upstream.headers.items()
                    if k.lower() not in HOP | {"content-length", "content-encoding"}}
         return Reply(upstream.status_code, upstream.content), headers
@@ -152,22 +158,57 @@ def _replace(value: Any, table: dict[str, str]) -> Any:
     return table.get(value, value) if isinstance(value, str) else value
 
 
+def diff_sql_answers(legacy: Reply, bridge: Reply,
+                     keep_pii: bool = False) -> tuple[bool, list[dict[str, Any]]]:
+    """Differences between two Data API answers: status, columns, rows as a multiset.
+
+    Postgres leaves rows tied under ORDER BY in any order, so order is not compared.
+    Unless personal values are kept, a differing row is shown as a hash.
+    """
+    differences: list[dict[str, Any]] = []
+    if legacy.status != bridge.status:
+        differences.append({"record": "", "path": "(status)", "legacy": legacy.status,
+                            "bridge": bridge.status})
+    try:
+        theirs, ours = orjson.loads(legacy.body), orjson.loads(bridge.body)
+        columns = (theirs["columns"], ours["columns"])
+        rows = (Counter(map(orjson.dumps, theirs["rows"])),
+                Counter(map(orjson.dumps, ours["rows"])))
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        if legacy.body != bridge.body and legacy.status == bridge.status == 200:
+            differences.append({"record": "", "path": "(body)", "legacy": "not rows",
+                                "bridge": "not rows"})
+        return not differences, differences
+    if columns[0] != columns[1]:
+        differences.append({"record": "", "path": "(columns)", "legacy": columns[0],
+                            "bridge": columns[1]})
+
+    def shown(row: bytes) -> str:
+        return row.decode() if keep_pii else "sha256:" + hashlib.sha256(row).hexdigest()[:16]
+
+    for side, only in (("legacy", rows[0] - rows[1]), ("bridge", rows[1] - rows[0])):
+        other = "bridge" if side == "legacy" else "legacy"
+        differences += [{"record": shown(row), "path": "(row)", side: f"present x{n}",
+                         other: "absent"} for row, n in only.items()]
+    return not differences, differences
+
+
 @dataclass(frozen=True)
 class ShadowJob:
-    route: Route
-    request: str  # path and query: no token travels with it
+    name: str  # the route's name, for metrics and the store
+    request: str  # what was asked (path and query, or a hash of the SQL): never a token
     primary: str  # "legacy" or "graphql"
     answer: Reply
     other: Callable[[], Awaitable[Reply]]
+    diff: Callable[[Reply, Reply], tuple[bool, list[dict[str, Any]]]]  # (legacy, bridge)
+    golden: Callable[[Reply, Reply], str | None] | None = None  # a mismatch as a test case
 
 
 class Shadow:
     """The bounded background queue of shadow comparisons and its worker."""
 
-    def __init__(self, store: Store, metrics: Metrics, size: int, sample_rate: float,
-                 keep_pii: bool = False) -> None:
+    def __init__(self, store: Store, metrics: Metrics, size: int, sample_rate: float) -> None:
         self.store = store
-        self.keep_pii = keep_pii
         self.metrics = metrics
         self.sample_rate = sample_rate
         self.queue: asyncio.Queue[ShadowJob] = asyncio.Queue(maxsize=max(size, 1))
@@ -181,7 +222,7 @@ class Shadow:
             self.queue.put_nowait(job)
         except asyncio.QueueFull:
             self.dropped += 1
-            self.metrics.shadow_dropped.labels(job.route.name).inc()
+            self.metrics.shadow_dropped.labels(job.name).inc()
 
     async def run(self) -> None:
         while True:
@@ -189,7 +230,7 @@ class Shadow:
             try:
                 await self._compare(job)
             except Exception as exc:  # a failed comparison must not stop the worker
-                log.warning("shadow comparison failed", route=job.route.name,
+                log.warning("shadow comparison failed", route=job.name,
                             error=type(exc).__name__)
             finally:
                 self.queue.task_done()
@@ -198,14 +239,13 @@ class Shadow:
         other = await job.other()
         legacy, bridge = ((job.answer, other) if job.primary == "legacy"
                           else (other, job.answer))
-        agrees, differences = diff_answers(job.route, legacy, bridge, self.keep_pii)
-        self.metrics.comparisons.labels(job.route.name, "agree" if agrees else "differ").inc()
+        agrees, differences = job.diff(legacy, bridge)
+        self.metrics.comparisons.labels(job.name, "agree" if agrees else "differ").inc()
         for path in {d["path"] for d in differences}:
-            self.metrics.mismatches.labels(job.route.name, path).inc()
-        golden = None if agrees else golden_case(job.route, job.request, legacy, bridge,
-                                                 self.keep_pii)
+            self.metrics.mismatches.labels(job.name, path).inc()
+        golden = None if agrees or job.golden is None else job.golden(legacy, bridge)
         row = ComparisonRow(datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                            job.route.name, job.request, legacy.status, bridge.status,
+                            job.name, job.request, legacy.status, bridge.status,
                             agrees, orjson.dumps(differences[:100]).decode(), golden)
         await asyncio.to_thread(self.store.add_comparison, row)
         self.done += 1

@@ -47,6 +47,7 @@ class RawResponse(_Raw):
 
 class RawDataApi(RawOperation):
     path: str
+    mode: Literal["graphql", "legacy", "shadow", "graphql-fallback"] | None = None
     order_variable: str | None = None
     direction_variable: str | None = None
     directions: dict[Literal["asc", "desc"], str] = Field(default_factory=dict)
@@ -136,6 +137,7 @@ class DataApi:
     tables: Mapping[str, SqlTable]
     unavailable_tables: Mapping[str, str]
     node_fields: tuple[str, ...]
+    mode: str | None = None  # overrides BRIDGE_MODE for the Data API
 
 
 def load_data_api(directory: Path, source: SchemaSource = bundled_schema) -> DataApi | None:
@@ -193,7 +195,7 @@ class _DataApiChecker(SchemaChecks):
                        d.order_variable, d.direction_variable,
                        {str(k): v for k, v in d.directions.items()}, d.response,
                        catalog, tables, dict(self.raw.unavailable_tables),
-                       tuple(f for f in node.fields if f in fields))
+                       tuple(f for f in node.fields if f in fields), d.mode)
 
     def _enum_values(self, key: str, leaf: object) -> frozenset[str]:
         if not isinstance(leaf, GraphQLEnumType):
