@@ -249,12 +249,17 @@ def load_mapping(path: Path, schema_source: SchemaSource = bundled_schema) -> Ro
     except tomllib.TOMLDecodeError as exc:
         raise MappingError(file, "(syntax)", str(exc), "fix the TOML syntax") from None
     except ValidationError as exc:
-        error = exc.errors()[0]
-        key = ".".join(str(part) for part in error["loc"])
-        fix = ("remove it or check its spelling" if error["type"] == "extra_forbidden"
-               else "see README, The mapping language")
-        raise MappingError(file, key, error["msg"], fix) from None
+        raise invalid_table(file, exc, "The mapping language") from None
     return _Checker(file, path.stem, raw, schema_source).route()
+
+
+def invalid_table(file: str, exc: ValidationError, readme_section: str) -> MappingError:
+    """A table's structural mistake (pydantic's first error) as file, key and fix."""
+    error = exc.errors()[0]
+    key = ".".join(str(part) for part in error["loc"])
+    fix = ("remove it or check its spelling" if error["type"] == "extra_forbidden"
+           else f"see README, {readme_section}")
+    return MappingError(file, key, error["msg"], fix)
 
 
 def _unwrap(type_: GraphQLType) -> tuple[GraphQLNamedType, bool]:

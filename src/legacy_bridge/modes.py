@@ -84,13 +84,17 @@ class LegacyRelay:
         await self._client.aclose()
 
 
+def _status_difference(legacy: Reply, bridge: Reply) -> list[dict[str, Any]]:
+    if legacy.status == bridge.status:
+        return []
+    return [{"record": "", "path": "(status)", "legacy": legacy.status,
+             "bridge": bridge.status}]
+
+
 def diff_answers(route: Route, legacy: Reply, bridge: Reply,
                  keep_pii: bool = False) -> tuple[bool, list[dict[str, Any]]]:
     """Differences between two answers to one request: status, envelope, records."""
-    differences: list[dict[str, Any]] = []
-    if legacy.status != bridge.status:
-        differences.append({"record": "", "path": "(status)", "legacy": legacy.status,
-                            "bridge": bridge.status})
+    differences = _status_difference(legacy, bridge)
     try:
         theirs, ours = orjson.loads(legacy.body), orjson.loads(bridge.body)
     except orjson.JSONDecodeError:
@@ -165,10 +169,7 @@ def diff_sql_answers(legacy: Reply, bridge: Reply,
     Postgres leaves rows tied under ORDER BY in any order, so order is not compared.
     Unless personal values are kept, a differing row is shown as a hash.
     """
-    differences: list[dict[str, Any]] = []
-    if legacy.status != bridge.status:
-        differences.append({"record": "", "path": "(status)", "legacy": legacy.status,
-                            "bridge": bridge.status})
+    differences = _status_difference(legacy, bridge)
     try:
         theirs, ours = orjson.loads(legacy.body), orjson.loads(bridge.body)
         columns = (theirs["columns"], ours["columns"])

@@ -33,6 +33,7 @@ from legacy_bridge.mapping import (
     _Raw,
     _unwrap,
     bundled_schema,
+    invalid_table,
     is_data_api_table,
 )
 
@@ -152,11 +153,7 @@ def load_data_api(directory: Path, source: SchemaSource = bundled_schema) -> Dat
     try:
         raw = RawDataApiFile.model_validate(tomllib.loads(files[0].read_text()))
     except ValidationError as exc:
-        error = exc.errors()[0]
-        key = ".".join(str(part) for part in error["loc"])
-        fix = ("remove it or check its spelling" if error["type"] == "extra_forbidden"
-               else "see README, The Data API table")
-        raise MappingError(file, key, error["msg"], fix) from None
+        raise invalid_table(file, exc, "The Data API table") from None
     return _DataApiChecker(file, source, raw).data_api()
 
 
