@@ -4,7 +4,9 @@ One request, top to bottom, is `DataApiService.serve`:
 validate (token, company scope, body) -> plan (sqlplan) -> query upstream
 (pages with the pushed-down variables, or one `totalCount` request per COUNT
 group) -> rewrite (typed rows, residual WHERE, sort, LIMIT, projection) ->
-respond (JSON envelope from the table, or streamed CSV).
+respond (JSON envelope from the table, or streamed CSV). `dispatch` comes
+first: the migration mode decides whether the translation, the legacy Data API,
+or both (shadow) answer.
 """
 
 from __future__ import annotations
@@ -120,6 +122,7 @@ class DataApiService:
             if self.settings.shadow_primary == "legacy":
                 return await legacy.stream(request, body)
             return await self.serve(request, body)
+
         async def translated(count_usage: bool) -> Response:
             try:
                 return await self.serve(request, body, count_usage)
