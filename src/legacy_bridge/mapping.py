@@ -291,6 +291,12 @@ class SchemaChecks:
                             "check the endpoint path and that the upstream allows "
                             "introspection") from None
 
+    def operation(self, key: str, raw: RawOperation) -> tuple[GraphQLSchema, Connection]:
+        """The schema of a table's operation and its checked connection."""
+        schema = self.schema(f"{key}.api", raw.api, raw.endpoint)
+        return schema, self.connection(key, schema, raw.operation, raw.first_variable,
+                                       raw.after_variable, raw.connection)
+
     def connection(self, key: str, schema: GraphQLSchema, operation: str,
                    first: str, after: str, names: RawConnection) -> Connection:
         query = schema.query_type
@@ -445,9 +451,7 @@ class _Checker(SchemaChecks):
     def join(self, name: str, raw: RawJoin, main_node: GraphQLObjectType,
              params: Mapping[str, Param]) -> Join:
         key = f"joins.{name}"
-        schema = self.schema(f"{key}.api", raw.api, raw.endpoint)
-        conn = self.connection(key, schema, raw.operation, raw.first_variable,
-                               raw.after_variable, raw.connection)
+        schema, conn = self.operation(key, raw)
         input_type = schema.get_type(conn.input_type)
         node = schema.get_type(conn.node_type)
         assert isinstance(node, GraphQLObjectType) and input_type is not None
@@ -486,9 +490,7 @@ class _Checker(SchemaChecks):
 
     def route(self) -> Route:
         r = self.raw.route
-        schema = self.schema("route.api", r.api, r.endpoint)
-        conn = self.connection("route", schema, r.operation, r.first_variable,
-                               r.after_variable, r.connection)
+        schema, conn = self.operation("route", r)
         node = schema.get_type(conn.node_type)
         assert isinstance(node, GraphQLObjectType)
         params = self.params(schema, conn)

@@ -164,9 +164,7 @@ class _DataApiChecker(SchemaChecks):
 
     def data_api(self) -> DataApi:
         d = self.raw.data_api
-        schema = self.schema("data_api.api", d.api, d.endpoint)
-        conn = self.connection("data_api", schema, d.operation, d.first_variable,
-                               d.after_variable, d.connection)
+        schema, conn = self.operation("data_api", d)
         input_type = schema.get_type(conn.input_type)
         node = schema.get_type(conn.node_type)
         assert input_type is not None and isinstance(node, GraphQLObjectType)

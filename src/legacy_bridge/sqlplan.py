@@ -94,7 +94,6 @@ class Count:
 @dataclass(frozen=True)
 class Plan:
     sql: str
-    table: SqlTable
     outputs: tuple[Output, ...]
     variables: dict[VariablePath, Any]  # pushed down, besides first/after
     pushed: tuple[str, ...]  # what the upstream does, for explain
@@ -175,12 +174,11 @@ def _plan(sql: str, api: DataApi) -> Plan:
         column = table.columns[name]
         assert column.filter is not None
         variables[column.filter] = values
+    # _and refuses a part that is not a condition (`WHERE email`)
     residual = _and([scope.compile(p) for p in residual_parts]) if residual_parts else None
-    if residual is not None and residual.type not in ("boolean", "null"):
-        raise UnsupportedSql(f"WHERE must be a condition, not {residual.type}")
 
     offset, limit = _offset_limit(statement)
-    count = _count(statement, scope, outputs, residual is None, narrowed)
+    count = _count(statement, scope, residual is None)
     sort: tuple[SortKey, ...] = ()
     order = statement.args.get("order")
     if count is not None:
@@ -192,7 +190,7 @@ def _plan(sql: str, api: DataApi) -> Plan:
             kept.append("COUNT(*): counted per row while paging (the WHERE is not "
                         "pushed down completely)")
     elif order is not None:
-        keys = [_sort_key(o, scope, outputs) for o in order.expressions]
+        keys = [_sort_key(o, scope) for o in order.expressions]
         upstream = _push_order(keys, order.expressions, api, scope)
         if isinstance(upstream, str):
             sort = tuple(keys)
@@ -206,12 +204,13 @@ def _plan(sql: str, api: DataApi) -> Plan:
         pushed.append(f"LIMIT {limit}" + (f" OFFSET {offset}" if offset else "")
                       + ": paging stops after " + f"{offset + limit} matching rows")
     elif limit is not None or offset:
-        kept.append("LIMIT/OFFSET applied in the proxy after "
-                    + ("counting" if count is not None else "sorting"))
+        kept.append("LIMIT/OFFSET applied in the proxy "
+                    + ("after counting" if count is not None
+                       else "after sorting" if sort else "while paging"))
     first = api.max_first
     if limit is not None and residual is None and count is None and not sort:
         first = max(1, min(api.max_first, offset + limit))
-    return Plan(sql, table, outputs, variables, tuple(pushed), residual, tuple(kept), sort,
+    return Plan(sql, outputs, variables, tuple(pushed), residual, tuple(kept), sort,
                 offset, limit, count, tuple(scope.read.values()), first)
 
 
@@ -408,8 +407,7 @@ def _outputs(statement: exp.Select, scope: _Scope) -> tuple[Output, ...]:
     return tuple(outputs)
 
 
-def _count(statement: exp.Select, scope: _Scope, outputs: tuple[Output, ...],
-           where_pushed: bool, narrowed: dict[str, list[str]]) -> Count | None:
+def _count(statement: exp.Select, scope: _Scope, where_pushed: bool) -> Count | None:
     items = scope.select
     counts = [i for i, node in enumerate(items) if isinstance(node, exp.Count)]
     group_by = statement.args.get("group")
@@ -463,7 +461,7 @@ def _count_sort(order: exp.Order | None, outputs: tuple[Output, ...]) -> tuple[S
     return tuple(keys)
 
 
-def _sort_key(ordered: exp.Ordered, scope: _Scope, outputs: tuple[Output, ...]) -> SortKey:
+def _sort_key(ordered: exp.Ordered, scope: _Scope) -> SortKey:
     node = scope.resolve_output(ordered.this)
     return SortKey(scope.compile(node), bool(ordered.args.get("desc")),
                    not ordered.args.get("nulls_first"))
