@@ -31,6 +31,8 @@ STATEMENTS: list[tuple[str, str]] = [
     ("SELECT email FROM roster_v1 WHERE node_key = 'nd00113' AND enrollment_state = 'enrolled'",
      SAME),
     ("SELECT email FROM roster_v1 WHERE enrollment_state = 'ENROLLED'", SAME),  # no such text
+    ("SELECT email FROM roster_v1 "  # a contradiction stays one, however often narrowed
+     "WHERE node_key = 'nd089' AND node_key = 'cd0000' AND node_key = 'nd089'", SAME),
     ("SELECT roster_v1.email FROM roster_v1 WHERE roster_v1.node_key = 'cd0000'", SAME),
     ("SELECT email FROM roster_v1 WHERE email = 'j.martinez@acmecorp.com'", SAME),
     ("select EMAIL as Mail, \"node_key\" from ROSTER_V1 where Node_Key = 'nd089'", SAME),

@@ -166,8 +166,9 @@ def _plan(sql: str, api: DataApi) -> Plan:
             kept.append(f"WHERE {conjunct.sql('postgres')}: evaluated per row ({found})")
             continue
         column, values = found
-        before = narrowed.get(column.name)
-        narrowed[column.name] = [v for v in (before or values) if v in values]
+        before = narrowed.get(column.name)  # an empty list is a contradiction: keep it
+        narrowed[column.name] = values if before is None else [v for v in before
+                                                               if v in values]
         pushed.append(f"WHERE {conjunct.sql('postgres')} -> "
                       f"{'.'.join(column.filter or ())} {narrowed[column.name]}")
     for name, values in narrowed.items():
