@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +14,7 @@ from starlette.applications import Starlette
 
 from legacy_bridge.errors import ConfigError
 from legacy_bridge.store import ComparisonRow, Store, UsageRow
+from legacy_bridge.usage import Usage
 from support import ADMIN_TOKEN, legacy
 
 
@@ -58,6 +61,35 @@ def test_comparisons_are_kept_by_count_and_age(store: Store) -> None:
     assert all(not r.agrees and r.bridge_status == 502 for r in rows)
     assert store.comparisons(route="progress") == []
     assert store.comparisons(since=_now(days=-1)) == []
+
+
+async def test_shutdown_waits_for_a_write_whose_flush_was_cancelled(tmp_path: Path) -> None:
+    # The periodic flush is cancelled at shutdown while its thread may be
+    # writing; closing SQLite under that thread used to crash the process.
+    url = f"sqlite:///{tmp_path}/store.sqlite3"
+    store, entered, release = Store(url), threading.Event(), threading.Event()
+    add_usage = store.add_usage
+
+    def slow_add_usage(rows: list[UsageRow]) -> None:
+        entered.set()
+        release.wait(5)
+        add_usage(rows)
+
+    store.add_usage = slow_add_usage  # type: ignore[method-assign]
+    usage = Usage(store)
+    usage.record("a", "users", ["page"], [])
+    flush = asyncio.create_task(usage.flush())
+    await asyncio.to_thread(entered.wait, 5)
+    flush.cancel()
+    closing = asyncio.create_task(store.aclose())
+    await asyncio.sleep(0.05)
+    assert not closing.done()
+    release.set()
+    await closing
+    reopened = Store(url)
+    assert [(r.kind, r.name, r.count) for r in reopened.usage()] == [
+        ("param", "page", 1), ("request", "", 1)]
+    reopened.close()
 
 
 def test_unknown_store_url_is_a_config_error() -> None:

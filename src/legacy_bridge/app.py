@@ -488,7 +488,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
         shadow.cancel()
         flusher.cancel()
         await bridge.usage.flush()
-        bridge.usage.store.close()
+        await bridge.usage.store.aclose()
         await bridge.upstream.aclose()
         if bridge.legacy is not None:
             await bridge.legacy.aclose()

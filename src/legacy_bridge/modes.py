@@ -248,7 +248,7 @@ class Shadow:
         row = ComparisonRow(datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                             job.name, job.request, legacy.status, bridge.status,
                             agrees, orjson.dumps(differences[:100]).decode(), golden)
-        await asyncio.to_thread(self.store.add_comparison, row)
+        await self.store.later(self.store.add_comparison, row)
         self.done += 1
 
     async def drain(self, within: float) -> None:

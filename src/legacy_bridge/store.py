@@ -5,13 +5,16 @@ shadow comparisons.
 `postgresql://user:pass@host/db` (many replicas: every replica's usage and
 comparisons land in one place). Both speak the same SQL but for placeholders
 and a few type names. Writes are batched by their callers and run in a worker
-thread; the request path never waits on the store.
+thread (`Store.later`); the request path never waits on the store, and
+shutdown (`Store.aclose`) waits for every write already handed to a thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -75,6 +78,7 @@ class Store:
         self.keep_comparisons = keep_comparisons
         self.keep_days = keep_days
         self._lock = threading.Lock()
+        self._writing: set[asyncio.Future[None]] = set()
         self._db: Any
         if url.startswith("sqlite:///"):
             path = Path(url.removeprefix("sqlite:///"))
@@ -124,8 +128,26 @@ class Store:
             self._db.commit()  # end the read transaction (PostgreSQL)
         return [tuple(row) for row in rows]
 
+    async def later(self, write: Callable[..., None], *args: Any) -> None:
+        """Run `write(*args)` in a worker thread.
+
+        Cancelling the caller cannot stop a thread that has started, so the
+        write is tracked until it ends: `aclose` waits for it instead of
+        closing the connection under it (SQLite crashes the process then).
+        """
+        future = asyncio.ensure_future(asyncio.to_thread(write, *args))
+        self._writing.add(future)
+        future.add_done_callback(self._writing.discard)
+        await asyncio.shield(future)
+
+    async def aclose(self) -> None:
+        if self._writing:
+            await asyncio.gather(*self._writing, return_exceptions=True)
+        self.close()
+
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
     def add_usage(self, rows: list[UsageRow]) -> None:
         self._write([(

@@ -48,7 +48,7 @@ class Usage:
         if pending:
             rows = [UsageRow(*key, tally.count, tally.last_seen)
                     for key, tally in pending.items()]
-            await asyncio.to_thread(self.store.add_usage, rows)
+            await self.store.later(self.store.add_usage, rows)
 
     async def run(self, every: float) -> None:
         """Flush forever, every `every` seconds (cancelled at shutdown)."""
