@@ -15,6 +15,7 @@ import pytest
 from starlette.applications import Starlette
 
 from legacy_bridge.emulator.app import DEMO_COMPANY_TOKEN, DEMO_PLAN_TOKEN
+from legacy_bridge.emulator.controls import Fault
 from support import DATA_API, sql_answer
 
 SEED_003_GRADUATED = """SELECT email, nd_title, graduated_at::DATE
@@ -126,6 +127,83 @@ async def test_csv_has_a_header_row_and_the_json_rows(proxy: httpx.AsyncClient) 
     rows = (await sql_answer(proxy, query))["rows"]
     assert lines[0] == "email,last_seen"
     assert lines[1:] == [f"{email},{seen or ''}" for email, seen in rows]
+
+
+async def post_csv(app: Starlette, query: str,
+                   on_first_rows: Callable[[], None] = lambda: None,
+                   ) -> tuple[int, list[tuple[bytes, bool]], Exception | None]:
+    """Call the app at the ASGI level: the status, each body message as sent,
+    and what the app raised to its server (only after the status was sent)."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": DATA_API, "raw_path": DATA_API.encode(),
+             "query_string": b"", "root_path": "", "server": ("proxy", 80),
+             "client": ("127.0.0.1", 5000),
+             "headers": [(b"authorization", f"Bearer {DEMO_COMPANY_TOKEN}".encode()),
+                         (b"content-type", b"text/plain"), (b"accept", b"text/csv")]}
+    body, status, sent = [query.encode()], [], []
+
+    async def receive() -> dict[str, Any]:
+        if body:
+            return {"type": "http.request", "body": body.pop(), "more_body": False}
+        await asyncio.Event().wait()  # the client stays connected
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+        elif message["type"] == "http.response.body":
+            if not sent:
+                on_first_rows()
+            sent.append((message.get("body", b""), message.get("more_body", False)))
+
+    try:
+        await app(scope, receive, send)
+    except Exception as exc:
+        return status[0], sent, exc
+    return status[0], sent, None
+
+
+async def test_csv_rows_are_sent_before_the_last_page_is_read(
+        make_proxy: Callable[..., Starlette],
+        upstream_counts: Callable[[], dict[str, int]]) -> None:
+    app = make_proxy()
+    pages_read: list[int] = []
+    async with app.router.lifespan_context(app):
+        status, sent, error = await post_csv(
+            app, "SELECT email FROM roster_v1",
+            on_first_rows=lambda: pages_read.append(upstream_counts()["program-progress"]))
+    assert (status, error) == (200, None)
+    assert pages_read[0] < upstream_counts()["program-progress"]
+    assert sent[-1][1] is False  # the body ended properly
+
+
+async def test_csv_without_a_proxy_sort_is_not_bounded_by_max_rows(
+        make_proxy: Callable[..., Starlette], emulator: httpx.AsyncClient) -> None:
+    app = make_proxy(sql_max_rows=50)
+    async with app.router.lifespan_context(app):
+        status, sent, _ = await post_csv(app, "SELECT email FROM roster_v1")
+        sorted_status, _, _ = await post_csv(  # two sort keys: sorted in the proxy
+            app, "SELECT email FROM roster_v1 ORDER BY email, last_seen")
+    legacy = await sql_answer(emulator, "SELECT email FROM roster_v1")
+    lines = b"".join(chunk for chunk, _ in sent).decode().splitlines()
+    assert (status, sorted_status) == (200, 413)
+    assert sorted(lines[1:]) == sorted(email for (email,) in legacy["rows"])
+
+
+async def test_a_failure_after_the_first_csv_rows_cuts_the_transfer_off(
+        make_proxy: Callable[..., Starlette], emulator_app: Starlette,
+        caplog: pytest.LogCaptureFixture) -> None:
+    app = make_proxy()
+    outage = Fault("http_503", "program-progress", until=float("inf"))
+    async with app.router.lifespan_context(app):
+        status, sent, error = await post_csv(
+            app, "SELECT email FROM roster_v1",
+            on_first_rows=lambda: emulator_app.state.controls.faults.append(outage))
+    assert status == 200 and error is not None
+    assert "CSV answer cut off" in caplog.text
+    assert sent[0][0].startswith(b"email\r\n")
+    # no final (more_body False) message: the client sees a cut-off transfer
+    assert all(more for _, more in sent)
 
 
 async def test_sql_may_be_sent_as_text_plain(proxy: httpx.AsyncClient) -> None:

@@ -18,7 +18,6 @@ import functools
 import hashlib
 import io
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -52,12 +51,6 @@ from legacy_bridge.usage import Usage
 
 ROUTE_NAME = "data-api"
 log = logs.get("legacy_bridge.dataapi")
-
-
-@dataclass(frozen=True)
-class Result:
-    columns: list[str]
-    rows: list[list[Any]]  # JSON values, in column order
 
 
 def rows_document(api: DataApi, columns: Iterable[Column]) -> Document:
@@ -160,20 +153,31 @@ class DataApiService:
         sql = sql_of(body, request.headers.get("content-type", ""))
         # plan: what the upstream does, what runs here
         query_plan = plan(sql, self.api)
+        columns = [o.name for o in query_plan.outputs]
+        wants_csv = "text/csv" in request.headers.get("accept", "")
         # query upstream -> rewrite
+        rows = self.rows(query_plan, client.upstream_key, bounded=not wants_csv)
         try:
             async with asyncio.timeout(self.settings.total_deadline):
-                result = await self.run(query_plan, client.upstream_key)
+                if wants_csv:  # the first row (or the error) decides the status
+                    first = await _first(rows)
+                else:
+                    answer = [row async for row in rows]
         except TimeoutError:
+            await rows.aclose()
             raise UpstreamTimeout("the upstream did not answer in time") from None
+        except BaseException:
+            await rows.aclose()
+            raise
         if count_usage:
-            self.usage.record(client.label, ROUTE_NAME, [], result.columns)
+            self.usage.record(client.label, ROUTE_NAME, [], columns)
         # respond
-        if "text/csv" in request.headers.get("accept", ""):
-            return StreamingResponse(csv_lines(result), media_type="text/csv; charset=utf-8")
+        if wants_csv:
+            return StreamingResponse(csv_lines(columns, first, rows),
+                                     media_type="text/csv; charset=utf-8")
         names = self.api.response
-        return json_response({names.columns: result.columns, names.rows: result.rows,
-                              names.row_count: len(result.rows)})
+        return json_response({names.columns: columns, names.rows: answer,
+                              names.row_count: len(answer)})
 
     async def read_body(self, request: Request) -> bytes:
         """The request body, refused past BRIDGE_SQL_MAX_BYTES without reading it all."""
@@ -190,35 +194,47 @@ class DataApiService:
 
     # -- query upstream and rewrite ---------------------------------------------
 
-    async def run(self, query_plan: Plan, key: str) -> Result:
-        """The legacy answer of a plan; raises BridgeErrors."""
-        columns = [o.name for o in query_plan.outputs]
+    async def rows(self, query_plan: Plan, key: str,
+                   bounded: bool = True) -> AsyncGenerator[list[Any], None]:
+        """The legacy answer's rows (JSON values in column order), in order.
+
+        Without a sort in the proxy each row is yielded as its page arrives, so
+        a CSV export streams in constant memory (`bounded=False`). A sort, or
+        a bounded answer, holds at most BRIDGE_SQL_MAX_ROWS rows (else 413).
+        """
         if query_plan.limit == 0:
-            return Result(columns, [])
+            return
         titles = await self.titles(key) if query_plan.needs_catalog else {}
         if query_plan.count is not None:
-            rows = await self._counts(query_plan, key, titles)
-            sort_rows(rows, query_plan.sort)
-            return Result(columns, _window(rows, query_plan))
+            counts = await self._counts(query_plan, key, titles)
+            sort_rows(counts, query_plan.sort)
+            for line in _window(counts, query_plan):
+                yield line
+            return
+        limit = self.settings.sql_max_rows
+        outputs = [o.expr.fn for o in query_plan.outputs]
         stop = query_plan.early_stop
-        kept: list[Row] = []
-        matched = 0
+        kept: list[Row] = []  # only for a sort in the proxy
+        matched = held = 0
         async with contextlib.aclosing(self._matching(query_plan, key, titles)) as matching:
             async for row in matching:
                 matched += 1
-                if query_plan.sort or matched > query_plan.offset:
+                if not query_plan.sort and matched <= query_plan.offset:
+                    continue  # OFFSET without a sort: skipped while paging
+                held += 1
+                if held > limit and (bounded or query_plan.sort):
+                    raise ResultTooLarge(f"the answer holds more than {limit} rows; "
+                                         "add a LIMIT or narrow the WHERE")
+                if query_plan.sort:
                     kept.append(row)
-                    if len(kept) > self.settings.sql_max_rows:
-                        raise ResultTooLarge(
-                            f"the answer holds more than {self.settings.sql_max_rows} rows; "
-                            "add a LIMIT or narrow the WHERE")
+                else:
+                    yield [to_json(fn(row)) for fn in outputs]
                 if stop is not None and matched >= stop:
                     break
         if query_plan.sort:
             sort_rows(kept, query_plan.sort)
-            kept = _window(kept, query_plan)
-        outputs = [o.expr.fn for o in query_plan.outputs]
-        return Result(columns, [[to_json(fn(row)) for fn in outputs] for row in kept])
+            for row in _window(kept, query_plan):
+                yield [to_json(fn(row)) for fn in outputs]
 
     async def _matching(self, query_plan: Plan, key: str, titles: dict[str, str],
                         extra: tuple[Column, ...] = ()) -> AsyncGenerator[Row, None]:
@@ -363,17 +379,42 @@ def _row_builder(columns: Iterable[Column],
     return build
 
 
-async def csv_lines(result: Result, chunk: int = 500) -> AsyncIterator[str]:
-    """The answer as CSV with a header row, written out a chunk of rows at a time."""
+async def _first(rows: AsyncIterator[list[Any]]) -> list[Any] | None:
+    """The first row, or None for an empty answer."""
+    try:
+        return await anext(rows)
+    except StopAsyncIteration:
+        return None
+
+
+async def csv_lines(columns: list[str], first: list[Any] | None,
+                    rest: AsyncGenerator[list[Any], None],
+                    chunk: int = 500) -> AsyncIterator[str]:
+    """CSV with a header row, written out every `chunk` rows as they arrive.
+
+    The status (200) is already sent: a failure from here on ends the body
+    without its final chunk, so the client sees a cut-off transfer, never a
+    short file that looks complete.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(result.columns)
-    for start in range(0, len(result.rows), chunk):
-        writer.writerows([_csv_value(v) for v in row]
-                         for row in result.rows[start:start + chunk])
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
+    writer.writerow(columns)
+    if first is not None:
+        writer.writerow([_csv_value(v) for v in first])
+        written = 1
+        async with contextlib.aclosing(rest) as rows:
+            try:
+                async for row in rows:
+                    writer.writerow([_csv_value(v) for v in row])
+                    written += 1
+                    if written % chunk == 0:
+                        yield buffer.getvalue()
+                        buffer.seek(0)
+                        buffer.truncate()
+            except BridgeError as exc:
+                log.warning("CSV answer cut off after its status was sent",
+                            route=ROUTE_NAME, code=exc.code, rows_written=written)
+                raise
     yield buffer.getvalue()
 
 

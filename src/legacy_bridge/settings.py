@@ -66,8 +66,9 @@ class Settings(BaseSettings):
                                "accepted (else 400)")
     max_header_bytes: int = Field(8192, ge=1024, description="Largest total of request "
                                   "headers accepted (else 400)")
-    sql_max_rows: int = Field(100_000, ge=1, description="Data API: most rows one SQL answer "
-                              "may hold or sort client-side (else 413 result_too_large)")
+    sql_max_rows: int = Field(100_000, ge=1, description="Data API: most rows a JSON answer "
+                              "may hold or sort client-side (else 413 result_too_large); "
+                              "streamed CSV without a client-side sort has no bound")
     sql_max_bytes: int = Field(65_536, ge=256, description="Data API: longest SQL request "
                                "body accepted (else 400)")
     catalog_ttl: float = Field(3600.0, gt=0, description="Data API: seconds the Catalog API's "
