@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -90,6 +91,37 @@ async def test_shutdown_waits_for_a_write_whose_flush_was_cancelled(tmp_path: Pa
     assert [(r.kind, r.name, r.count) for r in reopened.usage()] == [
         ("param", "page", 1), ("request", "", 1)]
     reopened.close()
+
+
+def test_a_store_written_by_an_older_proxy_gains_the_new_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as old:  # the comparisons table before `golden`
+        old.execute("CREATE TABLE comparisons (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                    "at TEXT NOT NULL, route TEXT NOT NULL, request TEXT NOT NULL, "
+                    "legacy_status INTEGER NOT NULL, bridge_status INTEGER NOT NULL, "
+                    "agrees INTEGER NOT NULL, differences TEXT NOT NULL)")
+        old.execute("INSERT INTO comparisons VALUES (1, ?, 'users', '/old', 200, 200, 1, '[]')",
+                    (_now(),))
+    old.close()
+    store = Store(f"sqlite:///{path}")
+    store.add_comparison(ComparisonRow(_now(), "users", "/new", 200, 502, False, "[]", "{}"))
+    assert [(r.request, r.golden) for r in store.comparisons()] == [
+        ("/old", None), ("/new", "{}")]
+    store.close()
+
+
+def test_a_postgresql_store_written_by_an_older_proxy_gains_the_new_columns(
+        postgres_server: str) -> None:
+    old = Store(postgres_server)
+    with old._lock:
+        old._db.execute("DELETE FROM comparisons")
+        old._db.execute("ALTER TABLE comparisons DROP COLUMN golden")
+        old._db.commit()
+    old.close()
+    store = Store(postgres_server)
+    store.add_comparison(ComparisonRow(_now(), "users", "/new", 200, 502, False, "[]", "{}"))
+    assert [(r.request, r.golden) for r in store.comparisons()] == [("/new", "{}")]
+    store.close()
 
 
 def test_unknown_store_url_is_a_config_error() -> None:

@@ -71,6 +71,10 @@ POSTGRES_SCHEMA = [
     "CREATE INDEX IF NOT EXISTS ix_comparisons_route_at ON comparisons (route, at)",
 ]
 
+# Columns added after a table's first version, so a store written by an older
+# proxy is brought up to date at start-up: (table, column, type).
+ADDED_COLUMNS = [("comparisons", "golden", "TEXT")]
+
 
 class Store:
     def __init__(self, url: str, keep_comparisons: int = 100_000,
@@ -87,6 +91,7 @@ class Store:
             self._mark, self._greatest = "?", "max"
             with self._lock, self._db:
                 self._db.executescript(SQLITE_SCHEMA)
+                self._add_sqlite_columns()
         elif url.startswith(("postgresql://", "postgres://")):
             import psycopg  # only deployments with PostgreSQL need the driver
 
@@ -95,6 +100,9 @@ class Store:
             with self._lock:
                 for statement in POSTGRES_SCHEMA:
                     self._schema_step(statement)
+                for table, column, kind in ADDED_COLUMNS:
+                    self._schema_step(
+                        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
         else:
             raise ConfigError(f"BRIDGE_STORE_URL must be sqlite:///<path> or "
                               f"postgresql://... (got a {url.split(':', 1)[0]!r} URL)")
@@ -105,6 +113,12 @@ class Store:
                 self._db.execute(statement)
         except Exception:  # two replicas creating at once: the other one won
             self._db.rollback()
+
+    def _add_sqlite_columns(self) -> None:
+        for table, column, kind in ADDED_COLUMNS:
+            cursor = self._db.execute(f"SELECT * FROM {table} LIMIT 0")
+            if column not in [d[0] for d in cursor.description]:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def _sql(self, text: str) -> str:
         return text.replace("?", self._mark).replace("max(", f"{self._greatest}(")
