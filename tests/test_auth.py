@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from legacy_bridge.auth import Authenticator, TokenFileError, digest, load_tokens
+from legacy_bridge.auth import (
+    NO_TOKEN,
+    UNLISTED_TOKEN,
+    Authenticator,
+    TokenFileError,
+    digest,
+    load_tokens,
+)
 from legacy_bridge.errors import Forbidden, Unauthorized
 from support import TOKENS, token_table
 
@@ -39,6 +46,13 @@ def test_missing_or_unknown_token_is_unauthorized(authenticator: Authenticator,
                                                   header: str | None) -> None:
     with pytest.raises(Unauthorized):
         authenticator.client(header)
+
+
+@pytest.mark.parametrize(("header", "label"), [
+    ("Bearer t-a", "a"), ("Bearer t-b", UNLISTED_TOKEN), (None, NO_TOKEN), ("Basic t-a", NO_TOKEN)])
+def test_requests_for_the_old_api_are_labelled_without_the_token(
+        authenticator: Authenticator, header: str | None, label: str) -> None:
+    assert authenticator.label(header) == label
 
 
 def test_bearer_scheme_is_case_insensitive(authenticator: Authenticator) -> None:

@@ -32,6 +32,17 @@ async def test_legacy_mode_relays_the_sql_to_the_old_data_api(
     assert upstream_counts() == {}  # GraphQL untouched
 
 
+async def test_sql_answered_by_the_old_data_api_counts_as_usage(
+        make_proxy: Callable[..., Starlette]) -> None:
+    app = make_proxy(mode="legacy", legacy_url="http://upstream")
+    async with app.router.lifespan_context(app), client_for(app) as proxy:
+        await sql_answer(proxy, SEED_003_ENROLLED)
+        await app.state.bridge.usage.flush()
+        rows = app.state.bridge.usage.store.usage()
+    assert [(r.client, r.route, r.kind, r.count) for r in rows] == [
+        ("demo-company", "data-api", "request", 1)]
+
+
 async def test_fallback_answers_sql_from_legacy_when_the_translation_fails(
         make_proxy: Callable[..., Starlette], emulator: httpx.AsyncClient) -> None:
     app = make_proxy(mode="graphql-fallback", legacy_url="http://upstream", upstream_retries=0)

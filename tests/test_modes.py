@@ -38,6 +38,38 @@ async def test_legacy_mode_relays_the_old_api_byte_for_byte(
     assert upstream_counts() == {}  # GraphQL untouched
 
 
+def usage_counts(app: Starlette) -> dict[tuple[str, str, str, str], int]:
+    return {(r.client, r.route, r.kind, r.name): r.count
+            for r in app.state.bridge.usage.store.usage()}
+
+
+@pytest.mark.parametrize(("mode", "extra"), [
+    ("legacy", {}), ("shadow", {"shadow_primary": "legacy"})])
+async def test_answers_from_the_old_api_count_as_usage_when_served(
+        make_proxy: Callable[..., Starlette], mode: str, extra: dict[str, str]) -> None:
+    app = make_proxy(mode=mode, legacy_url="http://upstream", **extra)
+    async with app.router.lifespan_context(app), client_for(app) as proxy:
+        await legacy(proxy, "users", "per_page=3&nonsense=1")
+        await legacy(proxy, "users", "per_page=3", headers={"Authorization": "Bearer stranger"})
+        await legacy(proxy, "users", "page=0")  # the old API says 400: not served
+        await app.state.bridge.usage.flush()
+        counts = usage_counts(app)
+    assert counts == {("demo-plan", "users", "request", ""): 1,
+                      ("demo-plan", "users", "param", "per_page"): 1}
+
+
+async def test_a_fallback_answer_counts_once(
+        make_proxy: Callable[..., Starlette], emulator: httpx.AsyncClient) -> None:
+    app = make_proxy(mode="graphql-fallback", legacy_url="http://upstream", upstream_retries=0)
+    async with app.router.lifespan_context(app), client_for(app) as proxy:
+        await emulator.post("/_emulator/faults", json={"kind": "http_500"})
+        await legacy(proxy, "users", "per_page=4")
+        await app.state.bridge.usage.flush()
+        counts = usage_counts(app)
+    assert counts == {("demo-plan", "users", "request", ""): 1,
+                      ("demo-plan", "users", "param", "per_page"): 1}
+
+
 async def test_fallback_answers_from_legacy_when_the_translation_fails(
         make_proxy: Callable[..., Starlette], emulator: httpx.AsyncClient) -> None:
     app = make_proxy(mode="graphql-fallback", legacy_url="http://upstream", upstream_retries=0)

@@ -259,7 +259,9 @@ class Bridge:
             return await self.serve(request, compiled)
         assert self.legacy is not None  # checked at start-up
         if mode == "legacy":
-            return await self.legacy.stream(request)
+            response: Response = await self.legacy.stream(request)
+            self._count_relayed(request, compiled.route, response.status_code)
+            return response
         if mode == "graphql-fallback":
             try:
                 return await self.serve(request, compiled)
@@ -268,6 +270,7 @@ class Bridge:
                 log.warning("translation failed upstream; answered from legacy",
                             route=compiled.route.name, code=exc.code)
                 answer, headers = await self.legacy.fetch(request)
+                self._count_relayed(request, compiled.route, answer.status)
                 return Response(answer.body, answer.status, headers)
         return await self._shadowed(request, compiled)
 
@@ -292,6 +295,7 @@ class Bridge:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         if self.settings.shadow_primary == "legacy":
             answer, headers = await legacy.fetch(request)
+            self._count_relayed(request, compiled.route, answer.status)
             response = Response(answer.body, answer.status, headers)
             other = translated
         else:
@@ -313,6 +317,15 @@ class Bridge:
             golden=lambda legacy, bridge: golden_case(route, target, legacy, bridge,
                                                       keep_pii)))
         return response
+
+    def _count_relayed(self, request: Request, route: Route, status: int) -> None:
+        """Usage of an answer the old API gave: as for translated answers, only
+        what was served counts; the request and its parameters, no fields (the
+        body passes through unread)."""
+        if status < 400:
+            self.usage.record(self.auth.label(request.headers.get("authorization")),
+                              route.name,
+                              [p for p in request.query_params if p in route.params], [])
 
     async def serve(self, request: Request, compiled: CompiledRoute,
                     count_usage: bool = True) -> Response:

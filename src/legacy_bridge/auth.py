@@ -56,6 +56,11 @@ class Client:
             raise Forbidden("this token may not read this plan")
 
 
+# Usage labels for requests relayed to the old API without a listed token.
+NO_TOKEN = "(no token)"
+UNLISTED_TOKEN = "(unlisted token)"
+
+
 def load_tokens(path: Path) -> tuple[TokenEntry, ...]:
     try:
         return TokenFile.model_validate(tomllib.loads(path.read_text())).tokens
@@ -89,11 +94,27 @@ class Authenticator:
         token = bearer(authorization)
         if self.mode == "passthrough":
             return Client("passthrough", frozenset({COMPANY_SCOPE}), token, digest(token)[:16])
+        found = self._entry(token)
+        if found is None:
+            raise Unauthorized("a valid bearer token is required")
+        return Client(found.label, frozenset(found.plans), self.api_key, self.key_scope)
+
+    def label(self, authorization: str | None) -> str:
+        """Who sent a request the old API answers (and authenticates): the
+        table's label, or a fixed stand-in; never the token."""
+        try:
+            token = bearer(authorization)
+        except Unauthorized:
+            return NO_TOKEN
+        if self.mode == "passthrough":
+            return "passthrough"
+        found = self._entry(token)
+        return UNLISTED_TOKEN if found is None else found.label
+
+    def _entry(self, token: str) -> TokenEntry | None:
         presented = digest(token)
         found: TokenEntry | None = None
         for entry in self.entries:  # no early exit: constant time over the table
             if hmac.compare_digest(entry.sha256, presented):
                 found = entry
-        if found is None:
-            raise Unauthorized("a valid bearer token is required")
-        return Client(found.label, frozenset(found.plans), self.api_key, self.key_scope)
+        return found

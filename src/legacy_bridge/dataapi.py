@@ -98,7 +98,9 @@ class DataApiService:
         legacy = self.legacy
         assert legacy is not None  # checked at start-up
         if mode == "legacy":
-            return await legacy.stream(request, body)
+            streamed = await legacy.stream(request, body)
+            self._count_relayed(request, streamed.status_code)
+            return streamed
         if mode == "graphql-fallback":
             try:
                 return await self.serve(request, body)
@@ -107,13 +109,16 @@ class DataApiService:
                 log.warning("translation failed upstream; answered from legacy",
                             route=ROUTE_NAME, code=exc.code)
                 answer, headers = await legacy.fetch(request, body)
+                self._count_relayed(request, answer.status)
                 return Response(answer.body, answer.status, headers)
         return await self._shadowed(request, body, legacy)
 
     async def _shadowed(self, request: Request, body: bytes, legacy: LegacyRelay) -> Response:
         if "text/csv" in request.headers.get("accept", ""):  # compared as JSON only
             if self.settings.shadow_primary == "legacy":
-                return await legacy.stream(request, body)
+                streamed = await legacy.stream(request, body)
+                self._count_relayed(request, streamed.status_code)
+                return streamed
             return await self.serve(request, body)
 
         async def translated(count_usage: bool) -> Response:
@@ -131,6 +136,7 @@ class DataApiService:
 
         if self.settings.shadow_primary == "legacy":
             answer, headers = await legacy.fetch(request, body)
+            self._count_relayed(request, answer.status)
             response: Response = Response(answer.body, answer.status, headers)
             other = translated_reply
         else:
@@ -143,6 +149,13 @@ class DataApiService:
             ROUTE_NAME, f"POST {self.api.path} {asked}", self.settings.shadow_primary, answer,
             other, diff=lambda old, new: diff_sql_answers(old, new, keep_pii)))
         return response
+
+    def _count_relayed(self, request: Request, status: int) -> None:
+        """Usage of a served answer of the legacy Data API: the request alone
+        (the body passes through unread, so no columns)."""
+        if status < 400:
+            self.usage.record(self.auth.label(request.headers.get("authorization")),
+                              ROUTE_NAME, [], [])
 
     async def serve(self, request: Request, body: bytes, count_usage: bool = True) -> Response:
         # validate: token, company scope, body; nothing went upstream yet
