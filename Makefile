@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint check bench bench-emulator bench-load bench-efficiency \
-	bench-overhead bench-memory clean
+	bench-overhead bench-memory bench-data-api clean
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -30,7 +30,7 @@ lint: $(STAMP)
 bench-emulator: $(STAMP)
 	$(BIN)/python bench/emulator_paging.py --write-readme
 
-bench: bench-efficiency bench-overhead bench-memory bench-load bench-emulator
+bench: bench-efficiency bench-overhead bench-memory bench-load bench-emulator bench-data-api
 
 bench-efficiency: $(STAMP)
 	$(BIN)/python bench/upstream_efficiency.py --write-readme
@@ -43,6 +43,9 @@ bench-memory: $(STAMP)
 
 bench-load: $(STAMP)
 	$(BIN)/python bench/load.py --write-readme
+
+bench-data-api: $(STAMP)
+	$(BIN)/python bench/data_api.py --write-readme
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .hypothesis
