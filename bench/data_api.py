@@ -13,31 +13,18 @@ total) or the bench stops. Upstream requests are counted on the first run
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
-import tempfile
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
+from harness import AUTH, bench_main, company
 from legacy_bridge.app import create_app
-from legacy_bridge.auth import digest
-from legacy_bridge.emulator.app import (
-    DEMO_API_KEY,
-    DEMO_COMPANY_TOKEN,
-    EmulatorConfig,
-    create_emulator_app,
-)
-from legacy_bridge.emulator.dataset import DatasetSpec, ensure
-from legacy_bridge.settings import Settings
 from legacy_bridge.sqlmap import load_data_api
 from legacy_bridge.sqlplan import plan
 
-ROOT = Path(__file__).resolve().parent.parent
 PATH = "/api/emc/reports/query"
 # (label, SQL, whether the order is total so rows compare in order)
 STATEMENTS = [
@@ -96,17 +83,9 @@ def same_rows(ours: dict[str, Any], theirs: dict[str, Any], ordered: bool) -> bo
 
 
 async def run(args: argparse.Namespace) -> str:
-    dataset = ensure(DatasetSpec(seed=42, learners=args.learners, plans=1), ROOT / ".data")
-    emulator = create_emulator_app(EmulatorConfig(dataset, controls=True))
-    tokens = Path(tempfile.mkdtemp()) / "tokens.toml"
-    tokens.write_text(f'[[tokens]]\nlabel = "bench"\nsha256 = "{digest(DEMO_COMPANY_TOKEN)}"\n'
-                      'plans = ["*"]\n')
-    settings = Settings(upstream_url="http://upstream", upstream_api_key=SecretStr(DEMO_API_KEY),
-                        tokens_file=tokens, mappings_dir=ROOT / "mappings",
-                        store_url=f"sqlite:///{tokens.parent}/store.sqlite3")
+    emulator, settings = company(args.learners)
     api = load_data_api(settings.mappings_dir)
     assert api is not None
-    auth = {"Authorization": f"Bearer {DEMO_COMPANY_TOKEN}"}
     counts = emulator.state.controls.counts
     lines = []
     for label, sql, ordered in STATEMENTS:
@@ -114,9 +93,9 @@ async def run(args: argparse.Namespace) -> str:
         proxy = create_app(settings, transport=httpx.ASGITransport(app=upstream))
         async with proxy.router.lifespan_context(proxy), httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=proxy), base_url="http://proxy",
-                headers=auth) as bridged, httpx.AsyncClient(
+                headers=AUTH) as bridged, httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=emulator), base_url="http://upstream",
-                headers=auth) as legacy:
+                headers=AUTH) as legacy:
             counts.clear()
             ours_ms, upstream_ms, ours = [], [], []
             for _ in range(args.runs):
@@ -159,16 +138,8 @@ async def run(args: argparse.Namespace) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--learners", type=int, default=20_000)
-    parser.add_argument("--write-readme", action="store_true")
-    args = parser.parse_args()
-    table = asyncio.run(run(args))
-    print(table)
-    if args.write_readme:
-        from readme import write_section
-        write_section("data-api", "make bench-data-api", table)
+    bench_main(__doc__ or "", "data-api", "make bench-data-api", run,
+               runs=5, learners=20_000)
 
 
 if __name__ == "__main__":

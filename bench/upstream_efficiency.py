@@ -12,27 +12,16 @@ from the start). /progress join requests are counted separately.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
-import tempfile
-from pathlib import Path
 
 import httpx
-from pydantic import SecretStr
 from starlette.applications import Starlette
 
+from harness import AUTH, bench_main, company
 from legacy_bridge.app import create_app
-from legacy_bridge.auth import digest
-from legacy_bridge.emulator.app import (
-    DEMO_API_KEY,
-    DEMO_COMPANY_TOKEN,
-    EmulatorConfig,
-    create_emulator_app,
-)
-from legacy_bridge.emulator.dataset import DEMO_PLAN_ID, DatasetSpec, ensure
+from legacy_bridge.emulator.dataset import DEMO_PLAN_ID
 from legacy_bridge.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
 ROUTES = {"progress": "program-progress", "users": "learning-plan-progress",
           "assessment-attempts": "assessment-progress"}
 DEPTHS = [2, 10, 50, 200]
@@ -46,7 +35,7 @@ async def crawl(emulator: Starlette, settings: Settings, route: str,
     controls.counts.clear()
     async with proxy.router.lifespan_context(proxy), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=proxy), base_url="http://proxy",
-            headers={"Authorization": f"Bearer {DEMO_COMPANY_TOKEN}"}) as client:
+            headers=AUTH) as client:
         for page in pages:
             response = await client.get(f"/api/v2/plans/{DEMO_PLAN_ID}/{route}"
                                         f"?page={page}&per_page={per_page}")
@@ -58,13 +47,7 @@ async def crawl(emulator: Starlette, settings: Settings, route: str,
 
 
 async def run(args: argparse.Namespace) -> str:
-    dataset = ensure(DatasetSpec(seed=42, learners=args.learners, plans=1), ROOT / ".data")
-    emulator = create_emulator_app(EmulatorConfig(dataset, controls=True))
-    tokens = Path(tempfile.mkdtemp()) / "tokens.toml"
-    tokens.write_text(f'[[tokens]]\nlabel = "bench"\nsha256 = "{digest(DEMO_COMPANY_TOKEN)}"\n'
-                      'plans = ["*"]\n')
-    base = Settings(upstream_url="http://upstream", upstream_api_key=SecretStr(DEMO_API_KEY),
-                    tokens_file=tokens, mappings_dir=ROOT / "mappings")
+    emulator, base = company(args.learners)
     strategies = {"checkpoints": base,
                   "naive (no checkpoints)": base.model_copy(update={"cursor_cache_size": 0})}
     n = args.per_page
@@ -91,17 +74,8 @@ async def run(args: argparse.Namespace) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pages", type=int, default=40)
-    parser.add_argument("--per-page", type=int, default=50)
-    parser.add_argument("--learners", type=int, default=20_000)
-    parser.add_argument("--write-readme", action="store_true")
-    args = parser.parse_args()
-    table = asyncio.run(run(args))
-    print(table)
-    if args.write_readme:
-        from readme import write_section
-        write_section("upstream-efficiency", "make bench-efficiency", table)
+    bench_main(__doc__ or "", "upstream-efficiency", "make bench-efficiency", run,
+               pages=40, per_page=50, learners=20_000)
 
 
 if __name__ == "__main__":
