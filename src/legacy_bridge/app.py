@@ -319,13 +319,10 @@ class Bridge:
         return response
 
     def _count_relayed(self, request: Request, route: Route, status: int) -> None:
-        """Usage of an answer the old API gave: as for translated answers, only
-        what was served counts; the request and its parameters, no fields (the
-        body passes through unread)."""
-        if status < 400:
-            self.usage.record(self.auth.label(request.headers.get("authorization")),
-                              route.name,
-                              [p for p in request.query_params if p in route.params], [])
+        self.usage.record_relayed(self.auth.label(request.headers.get("authorization")),
+                                  route.name,
+                                  [p for p in request.query_params if p in route.params],
+                                  status)
 
     async def serve(self, request: Request, compiled: CompiledRoute,
                     count_usage: bool = True) -> Response:
@@ -476,7 +473,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     sql = bridge.data_api
 
     description = json_response(openapi.document(
-        [c.route for c in bridge.routes], bridge.data_api.api if bridge.data_api else None))
+        [c.route for c in bridge.routes], sql.api if sql else None))
 
     async def healthz(request: Request) -> Response:
         return json_response({"status": "ok"})

@@ -151,11 +151,8 @@ class DataApiService:
         return response
 
     def _count_relayed(self, request: Request, status: int) -> None:
-        """Usage of a served answer of the legacy Data API: the request alone
-        (the body passes through unread, so no columns)."""
-        if status < 400:
-            self.usage.record(self.auth.label(request.headers.get("authorization")),
-                              ROUTE_NAME, [], [])
+        self.usage.record_relayed(self.auth.label(request.headers.get("authorization")),
+                                  ROUTE_NAME, [], status)
 
     async def serve(self, request: Request, body: bytes, count_usage: bool = True) -> Response:
         # validate: token, company scope, body; nothing went upstream yet

@@ -43,6 +43,13 @@ class Usage:
                 tally.count += 1
                 tally.last_seen = now
 
+    def record_relayed(self, client: str, route: str, params: Iterable[str],
+                       status: int) -> None:
+        """An answer the old API gave. As for translated answers only what was
+        served (below 400) counts; no fields, since its body passes through unread."""
+        if status < 400:
+            self.record(client, route, params, [])
+
     async def flush(self) -> None:
         pending, self._pending = self._pending, {}
         if pending:
