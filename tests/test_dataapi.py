@@ -270,3 +270,16 @@ async def test_the_catalog_is_fetched_again_after_its_ttl(
         answer = await sql_answer(client, query)
     assert upstream_counts()["catalog"] == 2
     assert answer["rows"] == [["AI Programming with Python"]]
+
+
+@pytest.mark.parametrize("order", ["", "ASC", "DESC", "NULLS FIRST", "ASC NULLS LAST",
+                                   "DESC NULLS LAST", "DESC NULLS FIRST"])
+async def test_order_by_one_nullable_column_puts_nulls_where_postgres_does(
+        proxy: httpx.AsyncClient, emulator: httpx.AsyncClient, order: str) -> None:
+    """One sort key: the key column's sequence is the legacy one (rows tied on it may
+    come in any order), whether the sort was pushed down or done in the proxy."""
+    sql = f"SELECT last_seen, email FROM roster_v1 ORDER BY last_seen {order}"
+    ours, theirs = await sql_answer(proxy, sql), await sql_answer(emulator, sql)
+    assert [row[0] for row in ours["rows"]] == [row[0] for row in theirs["rows"]]
+    assert sorted(ours["rows"], key=repr) == sorted(theirs["rows"], key=repr)
+    assert None in [row[0] for row in ours["rows"]]  # the data holds nulls to place

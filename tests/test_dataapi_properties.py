@@ -62,7 +62,9 @@ where = st.recursive(leaf, lambda inner: st.one_of(
     st.builds(lambda a: f"NOT ({a})", inner)), max_leaves=6)
 
 
-@settings(max_examples=80, deadline=None, database=None,
+# derandomize: the same 80 trees every run, so a failure shows again where it was
+# seen; a tree worth keeping becomes a fixed statement in test_dataapi_statements.py
+@settings(max_examples=80, deadline=None, database=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(condition=where)
 async def test_random_where_returns_the_legacy_rows(proxy: httpx.AsyncClient,

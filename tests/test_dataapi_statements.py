@@ -31,6 +31,14 @@ STATEMENTS: list[tuple[str, str]] = [
     ("SELECT email FROM roster_v1 WHERE node_key = 'nd00113' AND enrollment_state = 'enrolled'",
      SAME),
     ("SELECT email FROM roster_v1 WHERE enrollment_state = 'ENROLLED'", SAME),  # no such text
+    # negations of push-down columns stay in the proxy: never pushed as equality
+    ("SELECT email, node_key FROM roster_v1 WHERE node_key <> 'nd00113'", SAME),
+    ("SELECT email, node_key FROM roster_v1 WHERE node_key != 'cd0000'", SAME),
+    ("SELECT email, node_key FROM roster_v1 WHERE NOT (node_key = 'nd00113')", SAME),
+    ("SELECT email, node_key FROM roster_v1 WHERE node_key NOT IN ('nd00113', 'nd025')", SAME),
+    ("SELECT email FROM roster_v1 WHERE NOT (enrollment_state IN ('enrolled'))", SAME),
+    ("SELECT email FROM roster_v1 "
+     "WHERE node_key = 'nd00113' AND NOT (enrollment_state <> 'enrolled')", SAME),
     ("SELECT email FROM roster_v1 "  # a contradiction stays one, however often narrowed
      "WHERE node_key = 'nd089' AND node_key = 'cd0000' AND node_key = 'nd089'", SAME),
     ("SELECT roster_v1.email FROM roster_v1 WHERE roster_v1.node_key = 'cd0000'", SAME),

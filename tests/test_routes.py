@@ -388,3 +388,94 @@ async def test_oversized_headers_are_400(proxy: httpx.AsyncClient) -> None:
         "Authorization": f"Bearer {DEMO_PLAN_TOKEN}", "X-Padding": "p" * 9000})
     assert response.status_code == 400
     assert response.json()["error"]["message"] == "the request headers are too large"
+
+
+# -- one proxy, many queries: checkpoints never cross variables -----------------------
+
+# (plan, query) variants read through one proxy, page after page, interleaved
+INTERLEAVED = [
+    (DEMO_PLAN_ID, ""),
+    (OTHER_PLAN, ""),
+    (DEMO_PLAN_ID, "status=completed"),
+    (DEMO_PLAN_ID, "status=subscribed,unsubscribed"),
+    (DEMO_PLAN_ID, "sort=last_seen"),
+    (DEMO_PLAN_ID, "sort=last_seen&order=desc"),
+    (OTHER_PLAN, "sort=steps_completed&order=desc"),
+]
+
+
+@pytest.mark.parametrize("bound_cursors", [True, False],
+                         ids=["upstream-refuses-foreign-cursors", "upstream-trusts-cursors"])
+async def test_interleaved_plans_filters_and_sorts_cost_one_request_per_page(
+        make_emulator: Callable[..., Starlette], tokens_file: Any, tmp_path: Any,
+        bound_cursors: bool) -> None:
+    """Each query keeps its own checkpoints: a cursor from one plan, filter or
+    sort is never replayed under another, even by an upstream that would accept it."""
+    from pydantic import SecretStr
+
+    from legacy_bridge.app import create_app
+    from legacy_bridge.emulator.app import DEMO_API_KEY
+    from legacy_bridge.settings import Settings
+    from support import MAPPINGS
+
+    upstream = make_emulator(bound_cursors=bound_cursors)
+    transport = httpx.ASGITransport(app=upstream)
+    app = create_app(Settings(upstream_url="http://upstream",
+                              upstream_api_key=SecretStr(DEMO_API_KEY),
+                              tokens_file=tokens_file, mappings_dir=MAPPINGS,
+                              store_url=f"sqlite:///{tmp_path}/store.sqlite3"), transport)
+    async with (httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                  base_url="http://proxy") as proxy,
+                httpx.AsyncClient(transport=transport, base_url="http://upstream") as old):
+        reads = 0
+        for page in (1, 2, 3):
+            for plan, query in INTERLEAVED:
+                url = f"{query}&page={page}&per_page=15".lstrip("&")
+                ours = await legacy(proxy, "users", url, plan=plan, headers=COMPANY_AUTH)
+                theirs = await legacy(old, "users", url, plan=plan, headers=COMPANY_AUTH)
+                assert ours.status_code == 200
+                assert ours.content == theirs.content, (plan, url)
+                reads += 1
+        assert dict(upstream.state.controls.counts) == {"learning-plan-progress": reads}
+
+
+# -- which error wins, with no token at all ---------------------------------------
+
+@pytest.mark.parametrize(("path", "method", "status"), [
+    ("/api/v2/plans/{plan}/nope", "GET", 404),
+    ("/api/v2/plans/{plan}/users/", "GET", 404),
+    ("/api/v2/plans/not-a-uuid/nope", "GET", 404),
+    ("/api/v2/plans/{plan}/users", "POST", 405),
+    ("/api/v2/plans/not-a-uuid/users", "DELETE", 405),
+    ("/api/v2/plans/{plan}/users?page=0", "PUT", 405),
+    ("/api/v2/plans/{plan}/users", "GET", 401),
+    ("/api/v2/plans/not-a-uuid/users", "GET", 401),
+    ("/api/v2/plans/{plan}/users?page=0&per_page=x", "GET", 401),
+    ("/api/v2/plans/{other}/users?sort=nope", "GET", 401),
+])
+async def test_without_a_token_route_and_method_come_first_then_401(
+        proxy: httpx.AsyncClient, emulator: httpx.AsyncClient, path: str, method: str,
+        status: int, upstream_counts: Callable[[], dict[str, int]]) -> None:
+    url = path.format(plan=DEMO_PLAN_ID, other=OTHER_PLAN)
+    ours = await proxy.request(method, url)
+    theirs = await emulator.request(method, url)
+    assert ours.status_code == theirs.status_code == status
+    assert ours.json() == theirs.json()
+    assert upstream_counts() == {}
+
+
+@pytest.mark.parametrize(("token", "plan", "query", "status"), [
+    (DEMO_PLAN_TOKEN, "not-a-uuid", "", 400),            # 400 before 403
+    (DEMO_PLAN_TOKEN, OTHER_PLAN, "page=0", 400),        # 400 before 403
+    (DEMO_PLAN_TOKEN, OTHER_PLAN, "per_page=101", 400),
+    (DEMO_PLAN_TOKEN, OTHER_PLAN, "status=ENROLLED", 400),
+    (DEMO_PLAN_TOKEN, OTHER_PLAN, "", 403),
+    (DEMO_PLAN_TOKEN, OTHER_PLAN, "nonsense=1", 403),    # unknown parameters ignored
+])
+async def test_with_a_token_parameters_come_before_plan_scope(
+        proxy: httpx.AsyncClient, emulator: httpx.AsyncClient, token: str, plan: str,
+        query: str, status: int, upstream_counts: Callable[[], dict[str, int]]) -> None:
+    response = await assert_same(proxy, emulator, "progress", query, plan=plan,
+                                 headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == status
+    assert upstream_counts() == {}

@@ -43,6 +43,7 @@ class EmulatorConfig:
     controls: bool = False
     drift: frozenset[str] = frozenset()  # see legacy.DRIFTS
     cursor_secret: bytes = field(default_factory=lambda: secrets.token_bytes(16))
+    bound_cursors: bool = True  # False: cursors are accepted under any filter and order
 
 
 def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -52,7 +53,7 @@ def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None
 
 def create_emulator_app(config: EmulatorConfig) -> Starlette:
     store = Store(config.dataset)
-    apis = build_apis(store, CursorCodec(config.cursor_secret))
+    apis = build_apis(store, CursorCodec(config.cursor_secret, config.bound_cursors))
     controls = Controls(enabled=config.controls)
     legacy = LegacyApi(store, config.legacy_tokens, config.drift)
     data_api = LegacyDataApi(config.dataset, config.legacy_tokens)

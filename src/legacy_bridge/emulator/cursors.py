@@ -33,8 +33,13 @@ def fingerprint(api: str, filters: dict[str, Any], order_by: str | None, order: 
 
 
 class CursorCodec:
-    def __init__(self, secret: bytes) -> None:
+    """`bound=False` accepts a cursor under any filter and order, as a careless
+    upstream would: the proxy must never lean on the upstream to refuse a
+    cursor it replays under the wrong query."""
+
+    def __init__(self, secret: bytes, bound: bool = True) -> None:
         self._secret = secret
+        self._bound = bound
 
     def _sign(self, body: bytes) -> str:
         return _b64(hmac.new(self._secret, body, hashlib.sha256).digest()[:12])
@@ -52,6 +57,6 @@ class CursorCodec:
             raise CursorError("invalid cursor") from exc
         if not hmac.compare_digest(signature, self._sign(body)):
             raise CursorError("invalid cursor")
-        if issued_for != query:
+        if self._bound and issued_for != query:
             raise CursorError("cursor does not belong to this filter and order")
         return sort_value, row_id
