@@ -44,8 +44,10 @@ from legacy_bridge.pagination import answer_of
 from legacy_bridge.query import Document, connection_document, input_variables
 from legacy_bridge.responses import json_response
 from legacy_bridge.settings import Settings
+from legacy_bridge.sqlexpr import Row
 from legacy_bridge.sqlmap import Column, DataApi
-from legacy_bridge.sqlplan import Plan, Row, parse_timestamp, plan, sort_rows, to_json
+from legacy_bridge.sqlplan import Plan, plan, sort_rows
+from legacy_bridge.sqltypes import to_json
 from legacy_bridge.upstream import Upstream
 from legacy_bridge.usage import Usage
 
@@ -370,13 +372,7 @@ def _row_builder(columns: Iterable[Column],
             value = node[c.field]
             if value is None and c.fallback is not None:
                 value = node[c.fallback]
-            if value is None:
-                return None
-            if c.lower:
-                return str(value).lower()
-            if c.type == "timestamp":
-                return parse_timestamp(value)
-            return int(value) if c.type == "integer" else value
+            return None if value is None else c.read(value)
 
         getters.append((column.name, get))
 

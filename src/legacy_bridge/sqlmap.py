@@ -8,11 +8,12 @@ the key and the fix. What it yields is plain data for `sqlplan`.
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from graphql import (
     GraphQLEnumType,
@@ -36,8 +37,7 @@ from legacy_bridge.mapping import (
     invalid_table,
     is_data_api_table,
 )
-
-ColumnType = Literal["text", "timestamp", "integer"]
+from legacy_bridge.sqltypes import COLUMN_TRANSFORMS, COLUMN_TYPES
 
 
 class RawResponse(_Raw):
@@ -64,11 +64,11 @@ class RawCatalog(_Raw):
 
 
 class RawColumn(_Raw):
-    type: ColumnType
+    type: str  # a name in sqltypes.COLUMN_TYPES
     field: str | None = None
     fallback: str | None = Field(None, alias="else")
     catalog: str | None = None
-    transform: Literal["lower"] | None = None
+    transform: str | None = None  # a name in sqltypes.COLUMN_TRANSFORMS
     filter: str | None = None
     order_by: str | None = None
     nulls: Literal["last_on_asc", "first_on_asc"] | None = None
@@ -91,11 +91,11 @@ class RawDataApiFile(_Raw):
 @dataclass(frozen=True)
 class Column:
     name: str
-    type: ColumnType
+    type: str  # a name in sqltypes.COLUMN_TYPES
     field: str | None  # node field; None for a catalog column
     fallback: str | None  # node field used when `field` is null
     catalog: str | None  # node field looked up in the catalog
-    lower: bool
+    transformed: bool  # the legacy spelling differs from the upstream value
     nullable: bool
     filter: VariablePath | None
     filter_values: Mapping[str, str]  # legacy spelling -> enum value; empty: any text
@@ -103,6 +103,7 @@ class Column:
     nulls_last_on_asc: bool | None  # None: the upstream's null placement is unknown
     groups: str | None
     note: str | None
+    read: Callable[[Any], Any] = dataclasses.field(compare=False)  # upstream value -> typed value
 
 
 @dataclass(frozen=True)
@@ -231,6 +232,15 @@ class _DataApiChecker(SchemaChecks):
     def _column(self, key: str, name: str, raw: RawColumn, input_type: GraphQLNamedType,
                 node: GraphQLObjectType, order_values: frozenset[str],
                 catalog: Catalog | None) -> Column:
+        if raw.type not in COLUMN_TYPES:
+            raise self.fail(f"{key}.type", f"unknown column type {raw.type!r}",
+                            f"use one of {', '.join(COLUMN_TYPES)}")
+        if raw.transform is not None and raw.transform not in COLUMN_TRANSFORMS:
+            raise self.fail(f"{key}.transform", f"unknown transform {raw.transform!r}",
+                            "use one of: " + "; ".join(
+                                f"{n} ({about})" for n, (_, about) in COLUMN_TRANSFORMS.items()))
+        read = (COLUMN_TRANSFORMS[raw.transform][0] if raw.transform is not None
+                else COLUMN_TYPES[raw.type].read)
         if (raw.field is None) == (raw.catalog is None):
             raise self.fail(key, "a column needs exactly one of field and catalog",
                             'add field = "someNodeField" (or catalog = "keyField")')
@@ -258,7 +268,8 @@ class _DataApiChecker(SchemaChecks):
                                 "name a list input field: IN (...) pushes down as a list")
             filter_path = tuple(raw.filter.split("."))
             if isinstance(leaf, GraphQLEnumType):
-                spell = str.lower if raw.transform == "lower" else str
+                spell = (COLUMN_TRANSFORMS[raw.transform][0] if raw.transform is not None
+                         else str)
                 values = {spell(v): v for v in leaf.values}
         if raw.groups == "enum" and not values:
             raise self.fail(f"{key}.groups", "groups = enum needs an enum filter",
@@ -277,6 +288,6 @@ class _DataApiChecker(SchemaChecks):
         if raw.nulls is not None and raw.order_by is None:
             raise self.fail(f"{key}.nulls", "nulls describes an order_by", "remove nulls")
         return Column(name, raw.type, raw.field, raw.fallback, raw.catalog,
-                      raw.transform == "lower", nullable, filter_path, values, raw.order_by,
+                      raw.transform is not None, nullable, filter_path, values, raw.order_by,
                       None if raw.nulls is None else raw.nulls == "last_on_asc", raw.groups,
-                      raw.note)
+                      raw.note, read)
