@@ -5,9 +5,9 @@ from __future__ import annotations
 from graphql import parse, validate
 
 from legacy_bridge import schemas
-from legacy_bridge.app import compile_route
 from legacy_bridge.mapping import load_mappings
 from legacy_bridge.query import input_variables
+from legacy_bridge.routes import compile_route
 from support import MAPPINGS
 
 ROUTES = {route.name: route for route in load_mappings(MAPPINGS)}

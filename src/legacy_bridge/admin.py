@@ -9,23 +9,22 @@ from __future__ import annotations
 import asyncio
 import hmac
 import html
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from legacy_bridge import report
-from legacy_bridge.auth import bearer, digest
+from legacy_bridge.auth import Authenticator, bearer, digest
+from legacy_bridge.dataapi import DataApiService
 from legacy_bridge.errors import InvalidParameter, NotFound, Unauthorized
 from legacy_bridge.explain import explain, explain_sql
-from legacy_bridge.pagination import query_key
+from legacy_bridge.pagination import Checkpoints, query_key
 from legacy_bridge.responses import json_response
+from legacy_bridge.routes import CompiledRoute, resolve
 from legacy_bridge.sqlplan import plan
 from legacy_bridge.store import UsageRow
-
-if TYPE_CHECKING:
-    from legacy_bridge.app import Bridge
+from legacy_bridge.usage import Usage
 
 
 def _guard(admin_token: str | None, request: Request) -> None:
@@ -64,43 +63,44 @@ JSON: <a href="usage.json">usage.json</a>.</p>
 <tbody>{body}</tbody></table></body></html>"""
 
 
-def admin_routes(bridge: Bridge, admin_token: str | None) -> list[Route]:
+def admin_routes(admin_token: str | None, routes: list[CompiledRoute], auth: Authenticator,
+                 checkpoints: Checkpoints, usage: Usage, data_api: DataApiService | None,
+                 upstream_url: str) -> list[Route]:
     async def explain_page(request: Request) -> Response:
         _guard(admin_token, request)
         url = request.query_params.get("url")
         if not url:
             raise InvalidParameter("url must be a legacy path with its query, percent-encoded")
-        compiled, legacy = bridge.resolve(url)
-        query = query_key(bridge.auth.key_scope, compiled.route.endpoint, legacy.variables)
-        checkpoint = await bridge.checkpoints.nearest(query, legacy.offset)
+        compiled, legacy = resolve(routes, url)
+        query = query_key(auth.key_scope, compiled.route.endpoint, legacy.variables)
+        checkpoint = await checkpoints.nearest(query, legacy.offset)
         return json_response(explain(compiled.route, compiled.page, compiled.walk, legacy,
-                                     checkpoint, bridge.settings.upstream_url))
+                                     checkpoint, upstream_url))
 
     async def explain_sql_page(request: Request) -> Response:
         _guard(admin_token, request)
-        service = bridge.data_api
+        service = data_api
         if service is None:
             raise NotFound("no Data API table is loaded")
         query_plan = plan(await service.read_sql(request), service.api)
         total = None
         if not (query_plan.count and query_plan.count.from_totals):
-            total = await service.total(query_plan.variables, bridge.auth.api_key)
-        return json_response(explain_sql(query_plan, service.api,
-                                         bridge.settings.upstream_url, total))
+            total = await service.total(query_plan.variables, auth.api_key)
+        return json_response(explain_sql(query_plan, service.api, upstream_url, total))
 
     async def usage_html(request: Request) -> Response:
         _guard(admin_token, request)
-        await bridge.usage.flush()
-        return HTMLResponse(usage_page(bridge.usage.store.usage()))
+        await usage.flush()
+        return HTMLResponse(usage_page(usage.store.usage()))
 
     async def usage_json(request: Request) -> Response:
         _guard(admin_token, request)
-        await bridge.usage.flush()
-        return json_response([row.__dict__ for row in bridge.usage.store.usage()])
+        await usage.flush()
+        return json_response([row.__dict__ for row in usage.store.usage()])
 
     async def compare_page(request: Request) -> Response:
         _guard(admin_token, request)
-        rows = await asyncio.to_thread(bridge.usage.store.comparisons)
+        rows = await asyncio.to_thread(usage.store.comparisons)
         return HTMLResponse(report.page(report.summarize(rows)))
 
     return [Route("/_bridge/compare", compare_page, methods=["GET"]),

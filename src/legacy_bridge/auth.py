@@ -16,7 +16,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from legacy_bridge.errors import Forbidden, Unauthorized
+from legacy_bridge.errors import ConfigError, Forbidden, Unauthorized
+from legacy_bridge.settings import Settings
 
 COMPANY_SCOPE = "*"
 
@@ -118,3 +119,17 @@ class Authenticator:
             if hmac.compare_digest(entry.sha256, presented):
                 found = entry
         return found
+
+
+def authenticator_from(settings: Settings) -> Authenticator:
+    """The authenticator BRIDGE_AUTH_MODE names, with its token table and key loaded."""
+    if settings.auth_mode == "passthrough":
+        return Authenticator("passthrough", (), None)
+    if settings.tokens_file is None:
+        raise ConfigError("BRIDGE_TOKENS_FILE is required when BRIDGE_AUTH_MODE=tokens "
+                          "(or use BRIDGE_AUTH_MODE=passthrough)")
+    key = settings.api_key()
+    if not key:
+        raise ConfigError("BRIDGE_UPSTREAM_API_KEY or BRIDGE_UPSTREAM_API_KEY_FILE is "
+                          "required when BRIDGE_AUTH_MODE=tokens")
+    return Authenticator("tokens", load_tokens(settings.tokens_file), key)

@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 
 from legacy_bridge import logs, report
 from legacy_bridge.admin import usage_table
-from legacy_bridge.app import compile_route, create_app, resolve
+from legacy_bridge.app import create_app
 from legacy_bridge.auth import TokenFileError, digest
 from legacy_bridge.crawl import CrawlError, Side, crawl_compare
 from legacy_bridge.crawl import as_json as crawl_json
@@ -38,6 +38,7 @@ from legacy_bridge.errors import BridgeError, ConfigError, MappingError
 from legacy_bridge.explain import explain as explain_request
 from legacy_bridge.explain import explain_sql, sql_text
 from legacy_bridge.mapping import bundled_schema, load_mappings
+from legacy_bridge.routes import compile_route, resolve
 from legacy_bridge.settings import Settings
 from legacy_bridge.sqlcompare import compare_sql, split_statements
 from legacy_bridge.sqlmap import load_data_api

@@ -1,12 +1,11 @@
 """`POST /api/emc/reports/query`: the legacy Data API, SQL over GraphQL.
 
-One request, top to bottom, is `DataApiService.serve`:
+One request, top to bottom, is `DataApiService.translate`:
 validate (token, company scope, body) -> plan (sqlplan) -> query upstream
 (pages with the pushed-down variables, or one `totalCount` request per COUNT
 group) -> rewrite (typed rows, residual WHERE, sort, LIMIT, projection) ->
-respond (JSON envelope from the table, or streamed CSV). `dispatch` comes
-first: the migration mode decides whether the translation, the legacy Data API,
-or both (shadow) answer.
+respond (JSON envelope from the table, or streamed CSV). The migration mode
+around it is the pipeline's (pipeline.py).
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import functools
 import hashlib
 import io
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -31,19 +31,18 @@ from legacy_bridge.errors import (
     BridgeError,
     Forbidden,
     InvalidParameter,
-    RateLimited,
     ResultTooLarge,
     UpstreamError,
     UpstreamTimeout,
-    UpstreamUnavailable,
 )
 from legacy_bridge.mapping import Connection, VariablePath
-from legacy_bridge.metrics import Metrics
-from legacy_bridge.modes import LegacyRelay, Reply, Shadow, ShadowJob, diff_sql_answers
-from legacy_bridge.pagination import answer_of
+from legacy_bridge.modes import Mode
+from legacy_bridge.pagination import Answer, answer_of, read_all
+from legacy_bridge.pipeline import Comparison
 from legacy_bridge.query import Document, connection_document, input_variables
 from legacy_bridge.responses import json_response
 from legacy_bridge.settings import Settings
+from legacy_bridge.shadow import Tape, diff_sql_answers
 from legacy_bridge.sqlexpr import Row
 from legacy_bridge.sqlmap import Column, DataApi
 from legacy_bridge.sqlplan import Plan, plan, sort_rows
@@ -51,7 +50,6 @@ from legacy_bridge.sqltypes import to_json
 from legacy_bridge.upstream import Upstream
 from legacy_bridge.usage import Usage
 
-ROUTE_NAME = "data-api"
 log = logs.get("legacy_bridge.dataapi")
 
 
@@ -74,95 +72,47 @@ def _document(conn: Connection, name: str, fields: tuple[str, ...]) -> Document:
 
 
 class DataApiService:
+    """The Data API table as a surface of the pipeline (see pipeline.Surface)."""
+
     def __init__(self, api: DataApi, upstream: Upstream, auth: Authenticator,
-                 settings: Settings, usage: Usage, legacy: LegacyRelay | None,
-                 shadow: Shadow, metrics: Metrics) -> None:
+                 settings: Settings, usage: Usage) -> None:
         self.api = api
+        self.name = Path(api.file).stem  # the table's name, for metrics, usage and the store
+        self.mode: Mode | None = api.mode
         self.upstream = upstream
         self.auth = auth
         self.settings = settings
         self.usage = usage
-        self.legacy = legacy
-        self.shadow = shadow
-        self.metrics = metrics
         self.count_document = count_document(api)
         self.catalog_document = (Document(api.catalog.document, "LegacyDataApiCatalog")
                                  if api.catalog else None)
         self._titles: TTLCache[str, dict[str, str]] = TTLCache(1, settings.catalog_ttl)
         self._titles_lock = asyncio.Lock()
 
-    async def dispatch(self, request: Request) -> Response:
-        """The migration mode decides who answers, as for the v2 routes (see modes.py)."""
-        body = await self.read_body(request)
-        mode = self.api.mode or self.settings.mode
-        if mode == "graphql":
-            return await self.serve(request, body)
-        legacy = self.legacy
-        assert legacy is not None  # checked at start-up
-        if mode == "legacy":
-            streamed = await legacy.stream(request, body)
-            self._count_relayed(request, streamed.status_code)
-            return streamed
-        if mode == "graphql-fallback":
-            try:
-                return await self.serve(request, body)
-            except (UpstreamError, UpstreamUnavailable, UpstreamTimeout, RateLimited) as exc:
-                self.metrics.fallbacks.labels(ROUTE_NAME).inc()
-                log.warning("translation failed upstream; answered from legacy",
-                            route=ROUTE_NAME, code=exc.code)
-                answer, headers = await legacy.fetch(request, body)
-                self._count_relayed(request, answer.status)
-                return Response(answer.body, answer.status, headers)
-        return await self._shadowed(request, body, legacy)
+    async def receive(self, request: Request) -> bytes:
+        return await self.read_body(request)
 
-    async def _shadowed(self, request: Request, body: bytes, legacy: LegacyRelay) -> Response:
+    def relayed_params(self, request: Request) -> list[str]:
+        return []
+
+    def comparison(self, request: Request, body: bytes | None) -> Comparison | None:
         if "text/csv" in request.headers.get("accept", ""):  # compared as JSON only
-            if self.settings.shadow_primary == "legacy":
-                streamed = await legacy.stream(request, body)
-                self._count_relayed(request, streamed.status_code)
-                return streamed
-            return await self.serve(request, body)
-
-        async def translated(count_usage: bool) -> Response:
-            try:
-                return await self.serve(request, body, count_usage)
-            except BridgeError as exc:  # errors are answers too, and compared
-                return json_response(exc.body(), exc.status, exc.headers)
-
-        async def relayed() -> Reply:
-            return (await legacy.fetch(request, body))[0]
-
-        async def translated_reply() -> Reply:
-            response = await translated(count_usage=False)
-            return Reply(response.status_code, bytes(response.body))
-
-        if self.settings.shadow_primary == "legacy":
-            answer, headers = await legacy.fetch(request, body)
-            self._count_relayed(request, answer.status)
-            response: Response = Response(answer.body, answer.status, headers)
-            other = translated_reply
-        else:
-            response = await translated(count_usage=True)
-            answer, other = Reply(response.status_code, bytes(response.body)), relayed
+            return None
+        sql = body or b""
         keep_pii = self.settings.compare_pii == "keep"
-        asked = (body.decode(errors="replace") if keep_pii
-                 else "sql sha256:" + hashlib.sha256(body).hexdigest()[:16])
-        self.shadow.offer(ShadowJob(
-            ROUTE_NAME, f"POST {self.api.path} {asked}", self.settings.shadow_primary, answer,
-            other, diff=lambda old, new: diff_sql_answers(old, new, keep_pii)))
-        return response
+        asked = (sql.decode(errors="replace") if keep_pii
+                 else "sql sha256:" + hashlib.sha256(sql).hexdigest()[:16])
+        return Comparison(f"POST {self.api.path} {asked}",
+                          diff=lambda old, new: diff_sql_answers(old, new, keep_pii))
 
-    def _count_relayed(self, request: Request, status: int) -> None:
-        self.usage.record_relayed(self.auth.label(request.headers.get("authorization")),
-                                  ROUTE_NAME, [], status)
-
-    async def serve(self, request: Request, body: bytes, count_usage: bool = True) -> Response:
-        # validate: token, company scope, body; nothing went upstream yet
+    async def translate(self, request: Request, body: bytes | None, tape: Tape | None = None,
+                        count_usage: bool = True) -> Response:
+        # authenticate -> scope -> parse the body: nothing goes upstream before these
         client = self.auth.client(request.headers.get("authorization"))
         request.state.client = client.label
         if COMPANY_SCOPE not in client.plans:
             raise Forbidden("the Data API needs a company-wide token; this one is for plans")
-        sql = sql_of(body, request.headers.get("content-type", ""))
+        sql = sql_of(body or b"", request.headers.get("content-type", ""))
         # plan: what the upstream does, what runs here
         query_plan = plan(sql, self.api)
         columns = [o.name for o in query_plan.outputs]
@@ -182,10 +132,10 @@ class DataApiService:
             await rows.aclose()
             raise
         if count_usage:
-            self.usage.record(client.label, ROUTE_NAME, [], columns)
+            self.usage.record(client.label, self.name, [], columns)
         # respond
         if wants_csv:
-            return StreamingResponse(csv_lines(columns, first, rows),
+            return StreamingResponse(csv_lines(columns, first, rows, self.name),
                                      media_type="text/csv; charset=utf-8")
         names = self.api.response
         return json_response({names.columns: columns, names.rows: answer,
@@ -264,17 +214,16 @@ class DataApiService:
 
     async def _pages(self, query_plan: Plan, key: str,
                      document: Document) -> AsyncGenerator[list[dict[str, Any]], None]:
-        after: str | None = None
-        while True:
+        async def page(after: str | None) -> Answer:
             data = await self.upstream.query(
                 self.api.endpoint, document,
                 input_variables(query_plan.variables, self.api.connection, query_plan.first,
                                 after), key)
-            answer = answer_of(data, self.api.connection, with_nodes=True)
-            yield answer.nodes or []
-            if not answer.has_next or not answer.cursors:
-                return
-            after = answer.cursors[-1]
+            return answer_of(data, self.api.connection, with_nodes=True)
+
+        async with contextlib.aclosing(read_all(page)) as answers:
+            async for answer in answers:
+                yield answer.nodes or []
 
     async def total(self, variables: dict[VariablePath, Any], key: str) -> int:
         """totalCount of a filter: one cursor-only request of one record."""
@@ -394,7 +343,7 @@ async def _first(rows: AsyncIterator[list[Any]]) -> list[Any] | None:
 
 
 async def csv_lines(columns: list[str], first: list[Any] | None,
-                    rest: AsyncGenerator[list[Any], None],
+                    rest: AsyncGenerator[list[Any], None], route: str,
                     chunk: int = 500) -> AsyncIterator[str]:
     """CSV with a header row, written out every `chunk` rows as they arrive.
 
@@ -418,8 +367,8 @@ async def csv_lines(columns: list[str], first: list[Any] | None,
                         buffer.seek(0)
                         buffer.truncate()
             except BridgeError as exc:
-                log.warning("CSV answer cut off after its status was sent",
-                            route=ROUTE_NAME, code=exc.code, rows_written=written)
+                log.warning("CSV answer cut off after its status was sent", route=route,
+                            code=exc.code, rows_written=written)
                 raise
     yield buffer.getvalue()
 

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from legacy_bridge import schemas
 from legacy_bridge.errors import MappingError
+from legacy_bridge.modes import Mode
 from legacy_bridge.transforms import TRANSFORMS
 
 ParamType = Literal["uuid", "page", "per_page", "enum", "enum_list"]
@@ -79,8 +80,10 @@ class RawOperation(_Raw):
 
 class RawRoute(RawOperation):
     path: str
+    # the answer's keys, in order, and what each holds
+    envelope: dict[str, Literal["items", "total", "page", "per_page"]]
     deprecation: RawDeprecation | None = None
-    mode: Literal["graphql", "legacy", "shadow", "graphql-fallback"] | None = None
+    mode: Mode | None = None
 
 
 class RawParam(_Raw):
@@ -197,7 +200,12 @@ class Route:
     node_fields: tuple[str, ...] = field(default=())  # every node field the route reads
     headers: tuple[tuple[str, str], ...] = ()  # added to every answer of the route
     compare: RawCompare = field(default_factory=RawCompare)
-    mode: str | None = None  # overrides BRIDGE_MODE for this route
+    mode: Mode | None = None  # overrides BRIDGE_MODE for this route
+    envelope: tuple[tuple[str, str], ...] = ()  # (legacy key, what it holds), in order
+
+    def key_of(self, role: str) -> str:
+        """The legacy key of an envelope role: items, total, page or per_page."""
+        return next(key for key, held in self.envelope if held == role)
 
     def param_of_type(self, kind: ParamType) -> Param:
         return next(p for p in self.params.values() if p.type == kind)
@@ -505,9 +513,16 @@ class _Checker(SchemaChecks):
                 if path not in legacy_paths:
                     raise self.fail(f"compare.{key}", f"{path!r} is not a legacy field of "
                                     "this route", f"use one of: {', '.join(legacy_paths)}")
+        roles = list(r.envelope.values())
+        for role in ("items", "total", "page", "per_page"):
+            if roles.count(role) != 1:
+                raise self.fail("route.envelope", f"{role} is held by {roles.count(role)} keys",
+                                f'name exactly one key for it, e.g. {role} = "{role}"'
+                                if role != "items" else 'e.g. results = "items"')
         return Route(self.file, self.name, r.path, r.api, r.endpoint, conn, r.max_first,
                      params, fields, joins, tuple(dict.fromkeys(needed)),
-                     self.deprecation_headers(), self.raw.compare, r.mode)
+                     self.deprecation_headers(), self.raw.compare, r.mode,
+                     tuple(r.envelope.items()))
 
     def deprecation_headers(self) -> tuple[tuple[str, str], ...]:
         notice = self.raw.route.deprecation

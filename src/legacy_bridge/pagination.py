@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -53,6 +53,22 @@ def answer_of(data: dict[str, Any], conn: Connection, with_nodes: bool) -> Answe
 
 # fetch(first, after, with_nodes) -> Answer
 Fetch = Callable[[int, str | None, bool], Awaitable[Answer]]
+
+
+async def read_all(
+        fetch: Callable[[str | None], Awaitable[Answer]]) -> AsyncGenerator[Answer, None]:
+    """Every page of a connection, in order: `fetch(after)` until hasNextPage is false.
+
+    The one cursor reader for whole connections (joins, the Data API, COUNT);
+    offset pages go through `read_page`.
+    """
+    after: str | None = None
+    while True:
+        answer = await fetch(after)
+        yield answer
+        if not answer.has_next or not answer.cursors:
+            return
+        after = answer.cursors[-1]
 
 
 @dataclass(frozen=True)

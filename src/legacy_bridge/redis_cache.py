@@ -19,6 +19,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from legacy_bridge import logs
+from legacy_bridge.errors import ConfigError
+from legacy_bridge.pagination import MemoryCheckpoints
 
 log = logs.get("legacy_bridge.redis_cache")
 
@@ -80,3 +82,12 @@ class RedisCheckpoints:
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+
+def open_checkpoints(cache: str, size: int, ttl: float) -> MemoryCheckpoints | RedisCheckpoints:
+    """The checkpoint cache BRIDGE_CURSOR_CACHE names: `memory`, or a Redis URL."""
+    if cache == "memory":
+        return MemoryCheckpoints(size, ttl)
+    if cache.startswith(("redis://", "rediss://", "unix://")):
+        return RedisCheckpoints(cache, ttl, size)
+    raise ConfigError("BRIDGE_CURSOR_CACHE must be `memory` or a redis:// URL")

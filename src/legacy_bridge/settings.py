@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from legacy_bridge.modes import Mode, Primary
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BRIDGE_", frozen=True, extra="ignore")
@@ -73,12 +75,12 @@ class Settings(BaseSettings):
                                "body accepted (else 400)")
     catalog_ttl: float = Field(3600.0, gt=0, description="Data API: seconds the Catalog API's "
                                "program titles (nd_title) are reused before a refetch")
-    mode: Literal["graphql", "legacy", "shadow", "graphql-fallback"] = Field(
+    mode: Mode = Field(
         "graphql", description="How routes answer (a mapping's [route] mode overrides): "
                                "graphql, legacy, shadow, graphql-fallback")
     legacy_url: str | None = Field(None, description="Base URL of the legacy v2 API (legacy, "
                                    "shadow and graphql-fallback modes)")
-    shadow_primary: Literal["legacy", "graphql"] = Field(
+    shadow_primary: Primary = Field(
         "legacy", description="In shadow mode, the side that answers the client")
     shadow_sample_rate: float = Field(1.0, ge=0, le=1, description="Share of requests "
                                       "compared in shadow mode")

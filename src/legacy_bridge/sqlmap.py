@@ -37,6 +37,7 @@ from legacy_bridge.mapping import (
     invalid_table,
     is_data_api_table,
 )
+from legacy_bridge.modes import Mode
 from legacy_bridge.sqltypes import COLUMN_TRANSFORMS, COLUMN_TYPES
 
 
@@ -48,7 +49,7 @@ class RawResponse(_Raw):
 
 class RawDataApi(RawOperation):
     path: str
-    mode: Literal["graphql", "legacy", "shadow", "graphql-fallback"] | None = None
+    mode: Mode | None = None
     order_variable: str | None = None
     direction_variable: str | None = None
     directions: dict[Literal["asc", "desc"], str] = Field(default_factory=dict)
@@ -139,7 +140,7 @@ class DataApi:
     tables: Mapping[str, SqlTable]
     unavailable_tables: Mapping[str, str]
     node_fields: tuple[str, ...]
-    mode: str | None = None  # overrides BRIDGE_MODE for the Data API
+    mode: Mode | None = None  # overrides BRIDGE_MODE for the Data API
 
 
 def load_data_api(directory: Path, source: SchemaSource = bundled_schema) -> DataApi | None:

@@ -17,8 +17,7 @@ import hashlib
 import random
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -41,16 +40,6 @@ from legacy_bridge.query import Document
 log = logs.get("legacy_bridge.upstream")
 
 Flight = tuple[str, str, bytes]
-@dataclass
-class Tape:
-    """What one translation sent upstream and got back, for golden-case export."""
-
-    exchanges: list[dict[str, Any]] = field(default_factory=list)
-    checkpoint: tuple[int, str | None] = (0, None)  # where the page read started
-
-
-recording: ContextVar[Tape | None] = ContextVar("legacy_bridge_recording", default=None)
-
 # observe(endpoint, outcome, seconds): one call per request actually sent
 Observer = Callable[[str, str, float], None]
 PROBE = orjson.dumps({"query": "{ __typename }"})
@@ -150,11 +139,6 @@ class Upstream:
                 future.set_result(data)
             finally:
                 del self._inflight[flight]
-        tape = recording.get()
-        if tape is not None:
-            tape.exchanges.append({"endpoint": endpoint,
-                                   "operationName": document.operation_name,
-                                   "variables": variables, "reply": {"data": data}})
         return data
 
     def _url(self, endpoint: str) -> httpx.URL:

@@ -1,0 +1,149 @@
+"""One request's life, for every legacy surface: the migration mode around the translation.
+
+A surface (the paged v2 routes, the Data API, ...) is what a mapping table
+declares; it brings only its own steps, `Surface` below. `Pipeline.handle`
+is the whole flow of one request, top to bottom: read what the relay must
+forward, pick the mode, then translate, relay, or both; count what the old
+API served; queue the comparison. A surface never dispatches modes itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from legacy_bridge import logs
+from legacy_bridge.auth import Authenticator
+from legacy_bridge.errors import (
+    BridgeError,
+    RateLimited,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from legacy_bridge.metrics import Metrics
+from legacy_bridge.modes import Mode, Primary
+from legacy_bridge.relay import LegacyRelay
+from legacy_bridge.responses import json_response
+from legacy_bridge.shadow import Reply, Shadow, ShadowJob, Tape
+from legacy_bridge.usage import Usage
+
+# Failures of the translation's upstream that the old API may answer instead.
+FALLBACK_ON = (UpstreamError, UpstreamUnavailable, UpstreamTimeout, RateLimited)
+
+log = logs.get("legacy_bridge.pipeline")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How a surface compares its two answers to one request."""
+
+    request: str  # what was asked, as stored: never a token
+    diff: Callable[[Reply, Reply], tuple[bool, list[dict[str, object]]]]  # (legacy, bridge)
+    golden: Callable[[Reply, Reply], str | None] | None = None
+
+
+class Surface(Protocol):
+    """What a legacy surface brings to the pipeline: its own steps, nothing else."""
+
+    name: str  # for metrics, usage and the store
+    mode: Mode | None  # the table's override of BRIDGE_MODE
+
+    async def receive(self, request: Request) -> bytes | None:
+        """The request body the relay forwards (None for a GET); read once."""
+
+    async def translate(self, request: Request, body: bytes | None, tape: Tape | None = None,
+                        count_usage: bool = True) -> Response:
+        """authenticate -> parse -> scope -> plan -> execute -> rewrite -> respond."""
+
+    def relayed_params(self, request: Request) -> list[str]:
+        """The declared parameters a relayed request used, for the usage report."""
+
+    def comparison(self, request: Request, body: bytes | None) -> Comparison | None:
+        """How to compare the two answers; None when this request is not compared."""
+
+
+class Pipeline:
+    def __init__(self, mode: Mode, primary: Primary, relay: LegacyRelay | None,
+                 shadow: Shadow, usage: Usage, auth: Authenticator, metrics: Metrics) -> None:
+        self.mode, self.primary = mode, primary
+        self.relay, self.shadow, self.usage = relay, shadow, usage
+        self.auth, self.metrics = auth, metrics
+
+    def endpoint(self, surface: Surface) -> Callable[[Request], Awaitable[Response]]:
+        async def handle(request: Request) -> Response:
+            return await self.handle(surface, request)
+
+        return handle
+
+    async def handle(self, surface: Surface, request: Request) -> Response:
+        body = await surface.receive(request)
+        mode = surface.mode or self.mode
+        if mode == "graphql":
+            return await surface.translate(request, body)
+        relay = self.relay
+        assert relay is not None  # create_app refuses these modes without BRIDGE_LEGACY_URL
+        if mode == "legacy":
+            streamed = await relay.stream(request, body)
+            self._count_relayed(surface, request, streamed.status_code)
+            return streamed
+        if mode == "graphql-fallback":
+            try:
+                return await surface.translate(request, body)
+            except FALLBACK_ON as exc:
+                self.metrics.fallbacks.labels(surface.name).inc()
+                log.warning("translation failed upstream; answered from legacy",
+                            route=surface.name, code=exc.code)
+                return await self._relayed(surface, request, body, relay)
+        return await self._shadowed(surface, request, body, relay)
+
+    async def _shadowed(self, surface: Surface, request: Request, body: bytes | None,
+                        relay: LegacyRelay) -> Response:
+        comparison = surface.comparison(request, body)
+        if comparison is None:  # answered by the primary side alone
+            if self.primary == "legacy":
+                streamed = await relay.stream(request, body)
+                self._count_relayed(surface, request, streamed.status_code)
+                return streamed
+            return await surface.translate(request, body)
+
+        async def translated(count_usage: bool) -> tuple[Response, Reply]:
+            tape = Tape()
+            try:
+                response = await surface.translate(request, body, tape, count_usage)
+            except BridgeError as exc:  # errors are answers too, and compared
+                response = json_response(exc.body(), exc.status, exc.headers)
+            return response, Reply(response.status_code, bytes(response.body), tape)
+
+        async def relayed() -> Reply:
+            answer = await relay.fetch(request, body)
+            return Reply(answer.status, answer.body)
+
+        async def translated_reply() -> Reply:
+            return (await translated(count_usage=False))[1]
+
+        other: Callable[[], Awaitable[Reply]]
+        if self.primary == "legacy":
+            response = await self._relayed(surface, request, body, relay)
+            answer, other = Reply(response.status_code, bytes(response.body)), translated_reply
+        else:
+            response, answer = await translated(count_usage=True)
+            other = relayed
+        self.shadow.offer(ShadowJob(surface.name, comparison.request, self.primary, answer,
+                                    other, comparison.diff, comparison.golden))
+        return response
+
+    async def _relayed(self, surface: Surface, request: Request, body: bytes | None,
+                       relay: LegacyRelay) -> Response:
+        answer = await relay.fetch(request, body)
+        self._count_relayed(surface, request, answer.status)
+        return Response(answer.body, answer.status, answer.headers)
+
+    def _count_relayed(self, surface: Surface, request: Request, status: int) -> None:
+        """The old API answered: count the request, never a field (its body is not read)."""
+        self.usage.record_relayed(self.auth.label(request.headers.get("authorization")),
+                                  surface.name, surface.relayed_params(request), status)
