@@ -1,7 +1,8 @@
 # legacy-bridge as a container sidecar.
 # BASE_IMAGE: any Debian-like image with python3 and venv (default: the official slim
-# Python image). The mapping tables are checked at build time: a broken table fails
-# the build, not the first request.
+# Python image). The default mapping tables ship inside the package and are checked
+# at build time: a broken table fails the build, not the first request. A deployment
+# with tables of its own mounts their folder and sets BRIDGE_MAPPINGS_DIR.
 ARG BASE_IMAGE=python:3.11-slim
 
 FROM ${BASE_IMAGE} AS build
@@ -20,15 +21,13 @@ RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin brid
  && mkdir -p /app/data \
  && chown 10001 /app/data
 COPY --from=build /opt/venv /opt/venv
-COPY mappings /app/mappings
 WORKDIR /app
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     BRIDGE_HOST=0.0.0.0 \
     BRIDGE_PORT=8080 \
-    BRIDGE_MAPPINGS_DIR=/app/mappings \
     BRIDGE_STORE_URL=sqlite:////app/data/bridge.sqlite3
-RUN legacy-bridge check --mappings-dir /app/mappings
+RUN legacy-bridge check
 USER 10001
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \

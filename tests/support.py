@@ -13,7 +13,7 @@ from legacy_bridge.emulator.app import DEMO_API_KEY, DEMO_COMPANY_TOKEN, DEMO_PL
 from legacy_bridge.emulator.dataset import DEMO_PLAN_ID, DatasetSpec, plan_ids
 
 SPEC = DatasetSpec(seed=7, learners=400, plans=3)
-MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
+MAPPINGS = Path(__file__).resolve().parent.parent / "src" / "legacy_bridge" / "mappings"
 OTHER_PLAN = plan_ids(SPEC)[1]
 OTHER_PLAN_TOKEN = "other-plan-token"
 ADMIN_TOKEN = "admin-token-for-tests"

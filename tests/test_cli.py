@@ -8,13 +8,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 from click.testing import CliRunner
+from starlette.applications import Starlette
 
 from legacy_bridge.cli import main
-from legacy_bridge.emulator.app import DEMO_PLAN_TOKEN
+from legacy_bridge.emulator.app import DEMO_COMPANY_TOKEN, DEMO_PLAN_TOKEN
 from legacy_bridge.emulator.dataset import DEMO_PLAN_ID
 from support import free_port
 
@@ -64,3 +66,33 @@ def test_demo_starts_the_upstream_and_the_proxy(tmp_path: Path) -> None:
         output, _ = process.communicate(timeout=20)
     assert f"curl -s -H \"Authorization: Bearer {DEMO_PLAN_TOKEN}\"" in output
     assert (tmp_path / "demo-tokens.toml").exists()
+
+
+def _from_empty_folder(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The installed command, run where no mapping folder is, as a pip user would."""
+    env = {k: v for k, v in os.environ.items() if k != "BRIDGE_MAPPINGS_DIR"}
+    env.update({"BRIDGE_COMPARE_LEGACY_TOKEN": DEMO_COMPANY_TOKEN,
+                "BRIDGE_COMPARE_BRIDGE_TOKEN": DEMO_COMPANY_TOKEN})
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    return subprocess.run([sys.executable, "-m", "legacy_bridge", *args], cwd=empty, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_check_works_from_any_folder_with_the_installed_tables(tmp_path: Path) -> None:
+    result = _from_empty_folder(tmp_path, "check")
+    assert result.returncode == 0, result.stderr
+    assert "(installed with the package)" in result.stdout
+    assert result.stdout.count("ok  ") == 4
+
+
+def test_compare_crawl_works_from_any_folder_with_the_installed_tables(
+        tmp_path: Path, make_emulator: Callable[..., Starlette],
+        make_proxy: Callable[..., Starlette], serve_http: Callable[[Starlette], str]) -> None:
+    upstream = serve_http(make_emulator())
+    bridge = serve_http(make_proxy(over_http=True, upstream_url=upstream))
+    result = _from_empty_folder(tmp_path, "compare", "crawl", "--legacy-url", upstream,
+                                "--bridge-url", bridge, "--plan", DEMO_PLAN_ID,
+                                "--routes", "users", "--json")
+    assert result.returncode == 0, result.stderr
+    assert '"agrees": true' in result.stdout

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from legacy_bridge.joins import join_values
-from legacy_bridge.mapping import VariablePath, load_mappings
+from legacy_bridge.mapping import load_mappings
+from legacy_bridge.operations import VariablePath
 from support import MAPPINGS
 
 JOIN = next(r for r in load_mappings(MAPPINGS) if r.name == "progress").joins["assessments"]

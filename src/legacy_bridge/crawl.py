@@ -30,26 +30,38 @@ class CrawlError(Exception):
     """A side answered something other than a page (bad token, wrong plan, down)."""
 
 
-def _pages(client: httpx.Client, side: Side, path: str, per_page: int, route: str,
+def _pages(client: httpx.Client, side: Side, route: Route, path: str, per_page: int,
            progress: Progress | None, done_before: int) -> tuple[list[dict[str, Any]], int]:
     items: list[dict[str, Any]] = []
+    page_param = route.param_of_type("page").name
+    size_param = route.param_of_type("per_page").name
     page = 1
     while True:
         response = client.get(f"{side.base_url.rstrip('/')}{path}",
-                              params={"page": page, "per_page": per_page},
+                              params={page_param: page, size_param: per_page},
                               headers={"Authorization": f"Bearer {side.token}"})
         if response.status_code != 200:
             raise CrawlError(f"{side.base_url}{path} page {page}: HTTP {response.status_code} "
                              f"{response.text[:200]}")
         body = response.json()
-        items += body["results"]
-        total = int(body["total"])
+        found = body[route.key_of("items")]
+        items += found
+        total = int(body[route.key_of("total")])
         pages = max(1, -(-total // per_page))
         if progress is not None:
-            progress(route, done_before + page, 2 * pages)
-        if page >= pages or not body["results"]:
+            progress(route.name, done_before + page, 2 * pages)
+        if page >= pages or not found:
             return items, total
         page += 1
+
+
+def _plan_path(route: Route, plan: str) -> str:
+    """The route's path for one plan: its scope parameter filled in."""
+    scope = next((p.name for p in route.params.values() if p.scope and p.source == "path"),
+                 None)
+    if scope is None:
+        raise CrawlError(f"{route.name} has no plan parameter in its path to crawl by")
+    return route.path.replace(f"{{{scope}}}", plan)
 
 
 def crawl_compare(routes: list[Route], legacy: Side, bridge: Side, plan: str,
@@ -59,12 +71,10 @@ def crawl_compare(routes: list[Route], legacy: Side, bridge: Side, plan: str,
     results = []
     with httpx.Client(timeout=timeout) as client:
         for route in routes:
-            path = route.path.replace("{planId}", plan)
-            theirs, their_total = _pages(client, legacy, path, per_page, route.name,
-                                         progress, 0)
+            path = _plan_path(route, plan)
+            theirs, their_total = _pages(client, legacy, route, path, per_page, progress, 0)
             done = max(1, -(-their_total // per_page))
-            ours, our_total = _pages(client, bridge, path, per_page, route.name,
-                                     progress, done)
+            ours, our_total = _pages(client, bridge, route, path, per_page, progress, done)
             result = compare_records(route.name, theirs, ours, route.compare)
             if their_total != our_total:
                 result.totals = (their_total, our_total)

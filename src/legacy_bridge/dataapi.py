@@ -35,8 +35,8 @@ from legacy_bridge.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from legacy_bridge.mapping import Connection, VariablePath
 from legacy_bridge.modes import Mode
+from legacy_bridge.operations import Connection, VariablePath
 from legacy_bridge.pagination import Answer, answer_of, read_all
 from legacy_bridge.pipeline import Comparison
 from legacy_bridge.query import Document, connection_document, input_variables

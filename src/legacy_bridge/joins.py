@@ -11,7 +11,8 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from legacy_bridge.mapping import Join, VariablePath
+from legacy_bridge.mapping import Join
+from legacy_bridge.operations import VariablePath
 
 Node = Mapping[str, Any]
 # fetch(variables without first/after) -> every node of the connection

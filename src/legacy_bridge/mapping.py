@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -20,43 +20,30 @@ from typing import Literal
 
 from graphql import (
     GraphQLEnumType,
-    GraphQLInputObjectType,
-    GraphQLList,
     GraphQLNamedType,
-    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
     GraphQLSchema,
-    GraphQLType,
-    get_named_type,
 )
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from legacy_bridge import schemas
 from legacy_bridge.errors import MappingError
 from legacy_bridge.modes import Mode
+from legacy_bridge.operations import (
+    Connection,
+    RawOperation,
+    SchemaChecks,
+    SchemaSource,
+    VariablePath,
+    _Raw,
+    bundled_schema,
+    invalid_table,
+    is_data_api_table,
+)
+from legacy_bridge.paramtypes import PAGING, PARAM_TYPES, Variable
 from legacy_bridge.transforms import TRANSFORMS
 
-ParamType = Literal["uuid", "page", "per_page", "enum", "enum_list"]
-
-
 # -- the file format, as pydantic models (structure only) ---------------------
-
-class _Raw(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class RawConnection(_Raw):
-    """Relay connection field names; override for an upstream that differs."""
-
-    total: str = "totalCount"
-    page_info: str = "pageInfo"
-    has_next: str = "hasNextPage"
-    end_cursor: str = "endCursor"
-    edges: str = "edges"
-    cursor: str = "cursor"
-    node: str = "node"
-
 
 class RawDeprecation(_Raw):
     """RFC 9745 Deprecation, RFC 8594 Sunset, and a Link to the migration guide."""
@@ -64,18 +51,6 @@ class RawDeprecation(_Raw):
     since: datetime
     sunset: datetime | None = None
     link: str | None = None
-
-
-class RawOperation(_Raw):
-    """A paginated GraphQL operation: where it is and how its connection is named."""
-
-    api: str
-    endpoint: str
-    operation: str
-    max_first: int = Field(100, ge=1)
-    first_variable: str = "first"
-    after_variable: str = "after"
-    connection: RawConnection = RawConnection()
 
 
 class RawRoute(RawOperation):
@@ -88,11 +63,11 @@ class RawRoute(RawOperation):
 
 class RawParam(_Raw):
     source: Literal["path", "query"] = Field("query", alias="from")
-    type: ParamType
+    type: str  # a name in paramtypes.PARAM_TYPES
     variable: str | None = None
     default: str | int | None = None
     max: int | None = Field(None, ge=1)
-    values: dict[str, str] = {}
+    values: dict[str, str] = Field(default_factory=dict)
     scope: bool = False
 
 
@@ -103,12 +78,12 @@ class RawBatch(_Raw):
 
 class RawAggregate(_Raw):
     count_distinct: str
-    where: dict[str, str] = {}
+    where: dict[str, str] = Field(default_factory=dict)
 
 
 class RawJoin(RawOperation):
     batch: RawBatch
-    variables: dict[str, str] = {}
+    variables: dict[str, str] = Field(default_factory=dict)
     match: dict[str, str]
     aggregates: dict[str, RawAggregate]
 
@@ -116,31 +91,29 @@ class RawJoin(RawOperation):
 class RawCompare(_Raw):
     """Noise rules for side-by-side comparison; every entry is a legacy field path."""
 
-    identity: list[str] = []  # match records by these, not by position
-    ignore: list[str] = []  # never compared
-    timestamps: list[str] = []  # compared as instants: Z == +00:00, .000 == none
+    identity: list[str] = Field(default_factory=list)  # match records by these, not by position
+    ignore: list[str] = Field(default_factory=list)  # never compared
+    # compared as instants: Z == +00:00, .000 == none
+    timestamps: list[str] = Field(default_factory=list)
     float_tolerance: float = Field(1e-9, ge=0)
-    pii: list[str] = []  # hashed in reports unless BRIDGE_COMPARE_PII=keep
+    pii: list[str] = Field(default_factory=list)  # hashed in reports unless BRIDGE_COMPARE_PII=keep
 
 
 class RawMapping(_Raw):
     route: RawRoute
     params: dict[str, RawParam]
     fields: dict[str, str]
-    joins: dict[str, RawJoin] = {}
-    compare: RawCompare = RawCompare()
+    joins: dict[str, RawJoin] = Field(default_factory=dict)
+    compare: RawCompare = Field(default_factory=RawCompare)
 
 
 # -- what the rest of the proxy sees -----------------------------------------
-
-VariablePath = tuple[str, ...]
-
 
 @dataclass(frozen=True)
 class Param:
     name: str
     source: Literal["path", "query"]
-    type: ParamType
+    type: str  # a name in paramtypes.PARAM_TYPES
     variable: VariablePath | None
     default: str | int | None
     max: int | None
@@ -155,19 +128,6 @@ class FieldRule:
     join: tuple[str, str] | None  # (join name, aggregate name)
     transforms: tuple[str, ...]
     is_float: bool  # a GraphQL Float: written as a JSON float
-
-
-@dataclass(frozen=True)
-class Connection:
-    """Where an operation's answer keeps its records and paging facts."""
-
-    operation: str
-    arg_name: str
-    input_type: str
-    first_variable: str
-    after_variable: str
-    names: RawConnection
-    node_type: str
 
 
 @dataclass(frozen=True)
@@ -207,24 +167,11 @@ class Route:
         """The legacy key of an envelope role: items, total, page or per_page."""
         return next(key for key, held in self.envelope if held == role)
 
-    def param_of_type(self, kind: ParamType) -> Param:
+    def param_of_type(self, kind: str) -> Param:
         return next(p for p in self.params.values() if p.type == kind)
 
 
 # -- loading and checking -----------------------------------------------------
-
-class SchemaUnavailable(Exception):
-    """A schema source could not produce the schema of an endpoint."""
-
-
-# (api name, endpoint path) -> the schema to check against
-SchemaSource = Callable[[str, str], GraphQLSchema]
-
-
-def bundled_schema(api: str, endpoint: str) -> GraphQLSchema:
-    """The project's copy of the contract SDL (src/legacy_bridge/schemas/)."""
-    return schemas.schema(api)
-
 
 def load_mappings(directory: Path, schema_source: SchemaSource = bundled_schema) -> list[Route]:
     """Every `*.toml` in `directory`, checked; raises MappingError on the first problem."""
@@ -242,14 +189,6 @@ def load_mappings(directory: Path, schema_source: SchemaSource = bundled_schema)
     return routes
 
 
-def is_data_api_table(path: Path) -> bool:
-    """A SQL Data API table (`[data_api]`, see sqlmap.py) rather than a route table."""
-    try:
-        return "data_api" in tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError:
-        return False  # the route loader reports the syntax error
-
-
 def load_mapping(path: Path, schema_source: SchemaSource = bundled_schema) -> Route:
     file = str(path)
     try:
@@ -259,102 +198,6 @@ def load_mapping(path: Path, schema_source: SchemaSource = bundled_schema) -> Ro
     except ValidationError as exc:
         raise invalid_table(file, exc, "The mapping language") from None
     return _Checker(file, path.stem, raw, schema_source).route()
-
-
-def invalid_table(file: str, exc: ValidationError, readme_section: str) -> MappingError:
-    """A table's structural mistake (pydantic's first error) as file, key and fix."""
-    error = exc.errors()[0]
-    key = ".".join(str(part) for part in error["loc"])
-    fix = ("remove it or check its spelling" if error["type"] == "extra_forbidden"
-           else f"see README, {readme_section}")
-    return MappingError(file, key, error["msg"], fix)
-
-
-def _unwrap(type_: GraphQLType) -> tuple[GraphQLNamedType, bool]:
-    """The named type under NonNull/List wrappers, and whether a list is among them."""
-    is_list = False
-    while isinstance(type_, GraphQLNonNull | GraphQLList):
-        is_list = is_list or isinstance(type_, GraphQLList)
-        type_ = type_.of_type
-    return get_named_type(type_), is_list
-
-
-class SchemaChecks:
-    """Checks of one table's names against the GraphQL schemas, failing with the file."""
-
-    def __init__(self, file: str, source: SchemaSource) -> None:
-        self.file, self.source = file, source
-
-    def fail(self, key: str, problem: str, fix: str) -> MappingError:
-        return MappingError(self.file, key, problem, fix)
-
-    def schema(self, key: str, api: str, endpoint: str) -> GraphQLSchema:
-        if api not in schemas.names():
-            raise self.fail(key, f"unknown API {api!r}",
-                            f"use one of {', '.join(schemas.names())}")
-        try:
-            return self.source(api, endpoint)
-        except SchemaUnavailable as exc:
-            raise self.fail(key.replace(".api", ".endpoint"), str(exc),
-                            "check the endpoint path and that the upstream allows "
-                            "introspection") from None
-
-    def operation(self, key: str, raw: RawOperation) -> tuple[GraphQLSchema, Connection]:
-        """The schema of a table's operation and its checked connection."""
-        schema = self.schema(f"{key}.api", raw.api, raw.endpoint)
-        return schema, self.connection(key, schema, raw.operation, raw.first_variable,
-                                       raw.after_variable, raw.connection)
-
-    def connection(self, key: str, schema: GraphQLSchema, operation: str,
-                   first: str, after: str, names: RawConnection) -> Connection:
-        query = schema.query_type
-        assert query is not None
-        if operation not in query.fields:
-            raise self.fail(f"{key}.operation", f"Query has no field {operation!r}",
-                            f"use one of {', '.join(query.fields)}")
-        op = query.fields[operation]
-        inputs = [(n, _unwrap(a.type)[0]) for n, a in op.args.items()]
-        if len(inputs) != 1 or not isinstance(inputs[0][1], GraphQLInputObjectType):
-            raise self.fail(f"{key}.operation", f"{operation} does not take one input object",
-                            "map an operation of the form op(input: SomeInput!)")
-        arg_name, input_type = inputs[0]
-        for var_key, var in ((f"{key}.first_variable", first), (f"{key}.after_variable", after)):
-            self.variable(var_key, input_type, var)
-        def child(parent: GraphQLNamedType, name: str) -> GraphQLNamedType:
-            if not isinstance(parent, GraphQLObjectType) or name not in parent.fields:
-                raise self.fail(f"{key}.connection", f"{parent.name} has no field {name!r}",
-                                "set [route.connection] to the upstream's connection names")
-            return _unwrap(parent.fields[name].type)[0]
-
-        conn_type = _unwrap(op.type)[0]
-        child(conn_type, names.total)
-        page_info = child(conn_type, names.page_info)
-        child(page_info, names.has_next)
-        child(page_info, names.end_cursor)
-        edge = child(conn_type, names.edges)
-        child(edge, names.cursor)
-        node = child(edge, names.node)
-        return Connection(operation, arg_name, input_type.name, first, after, names,
-                          node.name)
-
-    def variable(self, key: str, input_type: GraphQLNamedType,
-                 dotted: str) -> tuple[GraphQLNamedType, bool]:
-        current: GraphQLNamedType = input_type
-        is_list = False
-        for part in dotted.split("."):
-            if not isinstance(current, GraphQLInputObjectType) or part not in current.fields:
-                options = (", ".join(current.fields)
-                           if isinstance(current, GraphQLInputObjectType) else "none")
-                raise self.fail(key, f"{input_type.name} has no input field {dotted!r}",
-                                f"at {part!r} use one of: {options}")
-            current, is_list = _unwrap(current.fields[part].type)
-        return current, is_list
-
-    def node_field(self, key: str, node: GraphQLObjectType, name: str) -> GraphQLNamedType:
-        if name not in node.fields:
-            raise self.fail(key, f"{node.name} has no field {name!r}",
-                            f"use one of: {', '.join(node.fields)}")
-        return _unwrap(node.fields[name].type)[0]
 
 
 class _Checker(SchemaChecks):
@@ -368,27 +211,40 @@ class _Checker(SchemaChecks):
         out: dict[str, Param] = {}
         for name, raw in self.raw.params.items():
             key = f"params.{name}"
+            kind = PARAM_TYPES.get(raw.type)
+            if kind is None:
+                raise self.fail(f"{key}.type", f"unknown parameter type {raw.type!r}",
+                                "use one of: " + "; ".join(
+                                    f"{n} ({t.about})" for n, t in PARAM_TYPES.items()))
+            for need in kind.needs:
+                if not getattr(raw, need):
+                    raise self.fail(key, f"a {raw.type} parameter needs {need}",
+                                    f"add {need} = ... (see README, The mapping language)")
             variable: VariablePath | None = None
-            if raw.type in ("uuid", "enum", "enum_list"):
+            if kind.variable is not None:
                 if raw.variable is None:
                     raise self.fail(key, f"a {raw.type} parameter needs a variable",
                                     'add variable = "filter.someField"')
                 leaf, is_list = self.variable(f"{key}.variable", input_type, raw.variable)
                 variable = tuple(raw.variable.split("."))
-                if raw.type in ("enum", "enum_list"):
-                    self.enum_values(key, raw, leaf, is_list)
-                elif not isinstance(leaf, GraphQLScalarType) or is_list:
+                if is_list != kind.variable.is_list:
+                    fitting = [n for n, t in PARAM_TYPES.items() if t.variable == Variable(
+                        kind.variable.leaf, is_list)]
+                    raise self.fail(f"{key}.type", f"{raw.variable} is "
+                                    f"{'a' if is_list else 'not a'} list",
+                                    f"use type = {' or '.join(map(repr, fitting)) or '...'}, "
+                                    "or a variable of the type's shape")
+                if kind.variable.leaf == "enum":
+                    self.enum_values(key, raw, leaf)
+                elif not isinstance(leaf, GraphQLScalarType):
                     raise self.fail(f"{key}.variable", f"{raw.variable} is not a scalar",
-                                    "map a uuid parameter to a String or ID variable")
-            if raw.type == "per_page" and (raw.max is None or raw.default is None):
-                raise self.fail(key, "per_page needs a default and a max",
-                                "add default = 50 and max = 100")
+                                    f"map a {raw.type} parameter to a String or ID variable")
             out[name] = Param(name, raw.source, raw.type, variable, raw.default, raw.max,
                               raw.values, raw.scope)
-        for kind in ("page", "per_page"):
-            if sum(p.type == kind for p in out.values()) != 1:
-                raise self.fail("params", f"a paged route needs exactly one {kind} parameter",
-                                f'add [params.{kind}] with type = "{kind}"')
+        for paging in PAGING:
+            if sum(p.type == paging for p in out.values()) != 1:
+                raise self.fail("params", f"a paged route needs exactly one {paging} "
+                                "parameter", f'add [params.{paging}] with type = "{paging}"')
         placeholders = set(re.findall(r"{(\w+)}", self.raw.route.path))
         in_path = {n for n, p in out.items() if p.source == "path"}
         if placeholders != in_path:
@@ -397,16 +253,10 @@ class _Checker(SchemaChecks):
                             'declare each {name} as [params.name] with from = "path"')
         return out
 
-    def enum_values(self, key: str, raw: RawParam, leaf: GraphQLNamedType,
-                    is_list: bool) -> None:
+    def enum_values(self, key: str, raw: RawParam, leaf: GraphQLNamedType) -> None:
         if not isinstance(leaf, GraphQLEnumType):
             raise self.fail(f"{key}.variable", f"{raw.variable} is not an enum",
                             "map enum parameters to enum variables")
-        if is_list != (raw.type == "enum_list"):
-            raise self.fail(f"{key}.type", f"{raw.variable} is {'a' if is_list else 'not a'} "
-                            "list", 'use type = "enum_list" for lists, "enum" otherwise')
-        if not raw.values:
-            raise self.fail(f"{key}.values", "no values", "add values = { legacy = \"GRAPHQL\" }")
         for legacy, value in raw.values.items():
             if value not in leaf.values:
                 raise self.fail(f"{key}.values.{legacy}", f"{value!r} is not a value of "

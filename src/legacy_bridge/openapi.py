@@ -14,7 +14,7 @@ from graphql import GraphQLEnumType, GraphQLNonNull, GraphQLObjectType, get_name
 
 from legacy_bridge import __version__, schemas
 from legacy_bridge.mapping import FieldRule, Param, Route
-from legacy_bridge.params import MAX_PAGE
+from legacy_bridge.paramtypes import PARAM_TYPES
 from legacy_bridge.sqlmap import DataApi
 
 Schema = dict[str, Any]
@@ -47,27 +47,10 @@ ERROR_SCHEMA: Schema = {
 
 
 def _parameter(param: Param) -> Schema:
-    schema: Schema
-    extra: Schema = {}
-    if param.type == "uuid":
-        schema = {"type": "string", "format": "uuid",
-                  "pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-                             "[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"}
-    elif param.type == "page":
-        schema = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1}
-    elif param.type == "per_page":
-        schema = {"type": "integer", "minimum": 1, "maximum": param.max,
-                  "default": param.default}
-    elif param.type == "enum":
-        schema = {"type": "string", "enum": list(param.values)}
-        if param.default is not None:
-            schema["default"] = param.default
-    else:
-        schema = {"type": "array", "minItems": 1, "items": {"type": "string",
-                                                            "enum": list(param.values)}}
-        extra = {"style": "form", "explode": False}
+    kind = PARAM_TYPES[param.type]
+    extra: Schema = {"style": "form", "explode": False} if kind.list_style else {}
     return {"name": param.name, "in": param.source, "required": param.source == "path",
-            "schema": schema, **extra}
+            "schema": kind.schema(param), **extra}
 
 
 def _field_schema(rule: FieldRule, node: GraphQLObjectType) -> tuple[Schema, bool]:
@@ -108,6 +91,17 @@ def item_schema(route: Route) -> Schema:
         if required:
             target["required"].append(rule.path[-1])
     return root
+
+
+def envelope_schema(route: Route) -> Schema:
+    """The page envelope, keys in the table's order."""
+    held: dict[str, Schema] = {"items": {"type": "array", "items": item_schema(route)},
+                               "total": {"type": "integer", "minimum": 0},
+                               "page": {"type": "integer", "minimum": 1},
+                               "per_page": {"type": "integer", "minimum": 1}}
+    return {"type": "object", "additionalProperties": False,
+            "required": [key for key, _ in route.envelope],
+            "properties": {key: held[role] for key, role in route.envelope}}
 
 
 def _errors(table: dict[str, tuple[str, str]]) -> Schema:
@@ -166,14 +160,7 @@ def document(routes: list[Route], data_api: DataApi | None = None) -> Schema:
             "security": [{"legacyToken": []}],
             "responses": {
                 "200": {"description": "one page", "content": {"application/json": {
-                    "schema": {
-                        "type": "object", "additionalProperties": False,
-                        "required": ["results", "total", "page", "per_page"],
-                        "properties": {
-                            "results": {"type": "array", "items": item_schema(route)},
-                            "total": {"type": "integer", "minimum": 0},
-                            "page": {"type": "integer", "minimum": 1},
-                            "per_page": {"type": "integer", "minimum": 1}}}}}},
+                    "schema": envelope_schema(route)}}},
                 **errors,
             },
         }}

@@ -22,7 +22,7 @@ from cachetools import TTLCache
 
 from legacy_bridge import logs
 from legacy_bridge.errors import PageTooDeep, UpstreamError, UpstreamQueryError
-from legacy_bridge.mapping import Connection
+from legacy_bridge.operations import Connection
 
 
 @dataclass(frozen=True)

@@ -1,23 +1,19 @@
 """Legacy request parameters -> GraphQL variables, validated per the mapping. Pure.
 
-Strict, as the contract's "Precise rules" say: base-10 integers without sign,
-spaces or decimals; no empty or repeated parameters; enum values exactly as
-the table spells them. Unknown parameters are ignored, as the legacy API did.
+Each value parses as its kind says (paramtypes.py); a parameter may not be
+repeated; unknown parameters are ignored, as the legacy API did.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from legacy_bridge.errors import InvalidParameter
-from legacy_bridge.mapping import Param, Route, VariablePath
-
-MAX_PAGE = 2_147_483_647
-_DIGITS = re.compile(r"[0-9]+")
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+from legacy_bridge.mapping import Param, Route
+from legacy_bridge.operations import VariablePath
+from legacy_bridge.paramtypes import PARAM_TYPES
 
 
 @dataclass(frozen=True)
@@ -31,32 +27,6 @@ class Request:
     @property
     def offset(self) -> int:
         return (self.page - 1) * self.per_page
-
-
-def _integer(param: Param, raw: str, low: int, high: int) -> int:
-    if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
-        raise InvalidParameter(f"{param.name} must be an integer from {low} to {high}")
-    return int(raw)
-
-
-def _value(param: Param, raw: str) -> Any:
-    if param.type == "uuid":
-        if not _UUID.fullmatch(raw):
-            raise InvalidParameter(f"{param.name} must be a UUID")
-        return raw
-    if param.type == "page":
-        return _integer(param, raw, 1, MAX_PAGE)
-    if param.type == "per_page":
-        return _integer(param, raw, 1, param.max or 1)
-    if param.type == "enum":
-        if raw not in param.values:
-            raise InvalidParameter(f"{param.name} must be one of: {', '.join(param.values)}")
-        return param.values[raw]
-    chosen = [part.lstrip(" ") for part in raw.split(",")]
-    if not all(part in param.values for part in chosen):
-        raise InvalidParameter(f"{param.name} must be a comma-separated list of: "
-                               f"{', '.join(param.values)}")
-    return sorted({param.values[part] for part in chosen})  # canonical: cache keys agree
 
 
 def _raw(param: Param, path: Mapping[str, str], query: Mapping[str, Sequence[str]]) -> str | None:
@@ -78,7 +48,7 @@ def parse(route: Route, path: Mapping[str, str],
             if param.default is None:
                 continue
             raw = str(param.default)
-        values[param.name] = _value(param, raw)
+        values[param.name] = PARAM_TYPES[param.type].parse(param, raw)
     variables = {p.variable: values[p.name] for p in route.params.values()
                  if p.variable is not None and p.name in values}
     page = values[route.param_of_type("page").name] if "page" in values else 1

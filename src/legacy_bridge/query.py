@@ -27,7 +27,7 @@ from graphql import (
     print_ast,
 )
 
-from legacy_bridge.mapping import Connection, VariablePath
+from legacy_bridge.operations import Connection, VariablePath
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ from legacy_bridge import params
 from legacy_bridge.auth import Authenticator, Client
 from legacy_bridge.errors import UpstreamTimeout
 from legacy_bridge.joins import join_values
-from legacy_bridge.mapping import Join, VariablePath
+from legacy_bridge.mapping import Join
 from legacy_bridge.modes import Mode
+from legacy_bridge.operations import VariablePath
 from legacy_bridge.pagination import (
     Answer,
     Checkpoints,

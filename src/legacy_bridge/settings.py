@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from legacy_bridge.modes import Mode, Primary
 
+# The default tables, installed with the package: every command works from any folder.
+PACKAGED_MAPPINGS = Path(__file__).resolve().with_name("mappings")
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BRIDGE_", frozen=True, extra="ignore")
@@ -31,7 +34,8 @@ class Settings(BaseSettings):
     auth_mode: Literal["tokens", "passthrough"] = Field(
         "tokens", description="`tokens`: check legacy tokens against the token table; "
                               "`passthrough`: forward the bearer value upstream as the key")
-    mappings_dir: Path = Field(Path("mappings"), description="Folder of mapping tables")
+    mappings_dir: Path = Field(PACKAGED_MAPPINGS, description="Folder of mapping tables "
+                               "(default: the tables installed with the package)")
     host: str = Field("127.0.0.1", description="Address to listen on")
     port: int = Field(8080, description="Port to listen on")
     workers: int = Field(1, ge=1, description="uvicorn worker processes (each with its own "

@@ -17,8 +17,7 @@ import httpx
 import orjson
 
 from legacy_bridge.crawl import Side
-
-DATA_API_PATH = "/api/emc/reports/query"
+from legacy_bridge.sqlmap import DataApi
 
 
 @dataclass(frozen=True)
@@ -42,8 +41,8 @@ def split_statements(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def _answer(client: httpx.Client, side: Side, sql: str) -> tuple[int, Any]:
-    response = client.post(side.base_url.rstrip("/") + DATA_API_PATH, json={"query": sql},
+def _answer(client: httpx.Client, api: DataApi, side: Side, sql: str) -> tuple[int, Any]:
+    response = client.post(side.base_url.rstrip("/") + api.path, json={"query": sql},
                            headers={"Authorization": f"Bearer {side.token}"})
     try:
         return response.status_code, response.json()
@@ -55,25 +54,27 @@ def _key(row: list[Any]) -> bytes:
     return orjson.dumps(row)
 
 
-def compare_one(client: httpx.Client, legacy: Side, bridge: Side, sql: str) -> SqlComparison:
-    old_status, old = _answer(client, legacy, sql)
-    new_status, new = _answer(client, bridge, sql)
+def compare_one(client: httpx.Client, api: DataApi, legacy: Side, bridge: Side,
+                sql: str) -> SqlComparison:
+    old_status, old = _answer(client, api, legacy, sql)
+    new_status, new = _answer(client, api, bridge, sql)
+    columns, rows = api.response.columns, api.response.rows
     if old_status != 200 or new_status != 200:
         same = old_status == new_status
         return SqlComparison(sql, same, f"legacy HTTP {old_status}, proxy HTTP {new_status}")
-    if old["columns"] != new["columns"]:
-        return SqlComparison(sql, False, f"columns: legacy {old['columns']}, "
-                                         f"proxy {new['columns']}")
-    old_rows, new_rows = Counter(map(_key, old["rows"])), Counter(map(_key, new["rows"]))
+    if old[columns] != new[columns]:
+        return SqlComparison(sql, False, f"columns: legacy {old[columns]}, "
+                                         f"proxy {new[columns]}")
+    old_rows, new_rows = Counter(map(_key, old[rows])), Counter(map(_key, new[rows]))
     if old_rows != new_rows:
         missing = sum((old_rows - new_rows).values())
         extra = sum((new_rows - old_rows).values())
         return SqlComparison(sql, False, f"{missing} legacy rows missing from the proxy, "
                                          f"{extra} proxy rows not in legacy")
-    return SqlComparison(sql, True, f"{len(new['rows'])} rows agree")
+    return SqlComparison(sql, True, f"{len(new[rows])} rows agree")
 
 
-def compare_sql(statements: list[str], legacy: Side, bridge: Side,
+def compare_sql(statements: list[str], api: DataApi, legacy: Side, bridge: Side,
                 timeout: float = 120.0) -> list[SqlComparison]:
     with httpx.Client(timeout=timeout) as client:
-        return [compare_one(client, legacy, bridge, sql) for sql in statements]
+        return [compare_one(client, api, legacy, bridge, sql) for sql in statements]

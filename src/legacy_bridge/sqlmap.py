@@ -25,7 +25,8 @@ from graphql import (
 from pydantic import Field, ValidationError
 
 from legacy_bridge.errors import MappingError
-from legacy_bridge.mapping import (
+from legacy_bridge.modes import Mode
+from legacy_bridge.operations import (
     Connection,
     RawOperation,
     SchemaChecks,
@@ -37,7 +38,6 @@ from legacy_bridge.mapping import (
     invalid_table,
     is_data_api_table,
 )
-from legacy_bridge.modes import Mode
 from legacy_bridge.sqltypes import COLUMN_TRANSFORMS, COLUMN_TYPES
 
 

@@ -29,7 +29,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from legacy_bridge.errors import ColumnUnavailable, UnsupportedSql
-from legacy_bridge.mapping import VariablePath
+from legacy_bridge.operations import VariablePath
 from legacy_bridge.sqlexpr import CASTS, Expr, Fn, Scope, and_, identifier
 from legacy_bridge.sqlmap import Column, DataApi, SqlTable
 
@@ -229,7 +229,8 @@ def _depth(root: exp.Expression) -> int:
 def _table(statement: exp.Select, api: DataApi) -> SqlTable:
     source = statement.args.get("from_") or statement.args.get("from")
     if source is None:
-        raise UnsupportedSql("a SELECT without FROM is not supported; select FROM roster_v1")
+        raise UnsupportedSql("a SELECT without FROM is not supported; select FROM "
+                             + " or ".join(sorted(api.tables)))
     target = source.this
     if not isinstance(target, exp.Table) or not isinstance(target.this, exp.Identifier):
         raise UnsupportedSql("FROM must name one table (no subquery or function)")

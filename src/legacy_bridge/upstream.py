@@ -34,7 +34,7 @@ from legacy_bridge.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from legacy_bridge.mapping import SchemaUnavailable
+from legacy_bridge.operations import SchemaUnavailable
 from legacy_bridge.query import Document
 
 log = logs.get("legacy_bridge.upstream")

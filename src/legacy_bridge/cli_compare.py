@@ -1,0 +1,202 @@
+"""`legacy-bridge compare ...`: the side-by-side checks a team gates a cut-over on.
+
+    crawl   read every page of a plan from the old API and the proxy, compare
+    sql     send a file of SQL statements to both Data APIs, compare
+    gate    per route, is the stored shadow mismatch rate under a threshold?
+    export  stored mismatches as golden test cases
+    report  mismatch rates per route, field and hour
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+import orjson
+
+from legacy_bridge import report
+from legacy_bridge.crawl import CrawlError, Side, crawl_compare
+from legacy_bridge.crawl import as_json as crawl_json
+from legacy_bridge.crawl import report as crawl_report
+from legacy_bridge.errors import MappingError
+from legacy_bridge.mapping import load_mappings
+from legacy_bridge.settings import Settings
+from legacy_bridge.sqlcompare import compare_sql, split_statements
+from legacy_bridge.sqlmap import load_data_api
+from legacy_bridge.store import Store
+
+
+def _side_options(command: Any) -> Any:
+    """--legacy-token, --bridge-url, --bridge-token: the two sides of a comparison."""
+    command = click.option("--bridge-token", envvar="BRIDGE_COMPARE_BRIDGE_TOKEN",
+                           required=True, help="Bearer token for the proxy "
+                           "[env BRIDGE_COMPARE_BRIDGE_TOKEN]")(command)
+    command = click.option("--bridge-url", required=True,
+                           help="Base URL of the proxy")(command)
+    return click.option("--legacy-token", envvar="BRIDGE_COMPARE_LEGACY_TOKEN",
+                        required=True, help="Bearer token for the legacy API "
+                        "[env BRIDGE_COMPARE_LEGACY_TOKEN]")(command)
+
+
+@click.group()
+def compare() -> None:
+    """Side-by-side comparison of the legacy API and the proxy."""
+
+
+@compare.command("crawl")
+@click.option("--legacy-url", required=True, help="Base URL of the legacy v2 API")
+@_side_options
+@click.option("--plan", "plan", required=True, help="The plan id to crawl")
+@click.option("--routes", default=None, help="Comma-separated route names (default: all)")
+@click.option("--per-page", default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable result")
+@click.option("--mappings-dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of mapping tables [env BRIDGE_MAPPINGS_DIR]")
+def compare_crawl(legacy_url: str, legacy_token: str, bridge_url: str, bridge_token: str,
+                  plan: str, routes: str | None, per_page: int, as_json: bool,
+                  mappings_dir: Path | None) -> None:
+    """Read every page of a plan from both sides; exit 1 on any difference.
+
+    Records match by each route's identity fields and compare under its noise
+    rules ([compare] in the mapping). E-mails and names are hashed in the output
+    unless BRIDGE_COMPARE_PII=keep.
+    """
+    try:
+        loaded = load_mappings(mappings_dir or Settings().mappings_dir)
+    except MappingError as exc:
+        raise click.ClickException(str(exc)) from None
+    chosen = routes.split(",") if routes else [r.name for r in loaded]
+    unknown = set(chosen) - {r.name for r in loaded}
+    if unknown:
+        raise click.BadParameter(f"unknown {', '.join(sorted(unknown))}",
+                                 param_hint="--routes")
+
+    def progress(route: str, done: int, total: int) -> None:
+        if not as_json:
+            click.echo(f"\r{route}: {done}/{total} pages", nl=False, err=True)
+            if done == total:
+                click.echo(err=True)
+
+    try:
+        results = crawl_compare([r for r in loaded if r.name in chosen],
+                                Side(legacy_url, legacy_token), Side(bridge_url, bridge_token),
+                                plan, per_page, Settings().compare_pii == "keep",
+                                progress)
+    except (CrawlError, httpx.HTTPError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(orjson.dumps(crawl_json(results), option=orjson.OPT_INDENT_2))
+    else:
+        click.echo(crawl_report(results))
+    if not all(r.agrees for r in results):
+        sys.exit(1)
+
+
+@compare.command("sql")
+@click.argument("file", type=click.File())
+@click.option("--legacy-url", required=True, help="Base URL of the legacy Data API")
+@_side_options
+@click.option("--mappings-dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of mapping tables [env BRIDGE_MAPPINGS_DIR]")
+def compare_sql_command(file: Any, legacy_url: str, legacy_token: str, bridge_url: str,
+                        bridge_token: str, mappings_dir: Path | None) -> None:
+    """Send each SQL statement of FILE (`;` ends one) to both Data APIs; exit 1 on a difference.
+
+    Rows compare as a multiset (row order among ORDER BY ties is free in Postgres).
+    The Data API table says where the route is and how its answer is keyed.
+    """
+    folder = mappings_dir or Settings().mappings_dir
+    try:
+        api = load_data_api(folder)
+    except MappingError as exc:
+        raise click.ClickException(str(exc)) from None
+    if api is None:
+        raise click.ClickException(f"no Data API table ([data_api]) in {folder}")
+    statements = split_statements(file.read())
+    results = compare_sql(statements, api, Side(legacy_url, legacy_token),
+                          Side(bridge_url, bridge_token))
+    for result in results:
+        click.echo(f"{'ok  ' if result.agrees else 'DIFF'}  {result.detail:<48}  "
+                   f"{' '.join(result.sql.split())[:90]}")
+    differ = sum(not r.agrees for r in results)
+    click.echo(f"{len(results) - differ} of {len(results)} statements agree")
+    if differ or not results:
+        sys.exit(1)
+
+
+@compare.command("gate")
+@click.option("--store-url", default=None, help="[env BRIDGE_STORE_URL]")
+@click.option("--window", default=3600.0, show_default=True, help="Seconds to look back")
+@click.option("--threshold", default=0.0, show_default=True,
+              help="Highest mismatch rate that passes (0.001 = 0.1%)")
+@click.option("--min-comparisons", default=1, show_default=True,
+              help="Fewer comparisons than this in the window fail the route")
+@click.option("--routes", default=None, help="Comma-separated routes (default: all seen)")
+def compare_gate(store_url: str | None, window: float, threshold: float,
+                 min_comparisons: int, routes: str | None) -> None:
+    """Per route, is the shadow mismatch rate over the window under the threshold?
+
+    Exit 0 when every route passes: a team can script the promotion
+    legacy -> shadow -> graphql-fallback -> graphql on it.
+    """
+    store = Store(store_url or Settings().store_url)
+    since = (datetime.now(UTC) - timedelta(seconds=window)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    rows = store.comparisons(since)
+    store.close()
+    names = routes.split(",") if routes else sorted({r.route for r in rows})
+    failed = not names
+    for name in names:
+        mine = [r for r in rows if r.route == name]
+        differ = sum(not r.agrees for r in mine)
+        rate = differ / len(mine) if mine else 1.0
+        ok = len(mine) >= min_comparisons and rate <= threshold
+        failed |= not ok
+        click.echo(f"{'PASS' if ok else 'FAIL'}  {name:<22} {len(mine):>7} comparisons  "
+                   f"{differ:>6} differ  {100 * rate:7.3f}% (threshold {100 * threshold:g}%)")
+    if not names:
+        click.echo("FAIL  no comparisons in the window")
+    sys.exit(1 if failed else 0)
+
+
+@compare.command("export")
+@click.option("--store-url", default=None, help="[env BRIDGE_STORE_URL]")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=Path("tests/golden"),
+              show_default=True, help="Folder of golden cases")
+@click.option("--route", default=None, help="Only this route")
+@click.option("--limit", default=20, show_default=True, help="Cases written at most")
+def compare_export(store_url: str | None, out: Path, route: str | None, limit: int) -> None:
+    """Write stored mismatches as golden test cases, so a fixed mismatch stays fixed.
+
+    Each case replays the translation's recorded upstream exchanges and expects
+    the legacy answer; it fails until the mapping (or code) is fixed. No token is
+    written; personal values are hashed unless BRIDGE_COMPARE_PII=keep.
+    """
+    store = Store(store_url or Settings().store_url)
+    rows = [r for r in store.comparisons(route=route) if r.golden][-limit:]
+    store.close()
+    out.mkdir(parents=True, exist_ok=True)
+    for row in rows:
+        stamp = row.at.replace(":", "").replace("-", "").replace(".", "")
+        path = out / f"shadow-{row.route}-{stamp}.json"
+        path.write_text(json.dumps(json.loads(row.golden or "{}"), indent=2) + "\n")
+        click.echo(f"wrote {path}")
+    if not rows:
+        click.echo("no stored mismatches to export")
+
+
+@compare.command("report")
+@click.option("--store-url", default=None, help="[env BRIDGE_STORE_URL]")
+@click.option("--window", default=None, type=float, help="Seconds to look back (default: all)")
+def compare_report(store_url: str | None, window: float | None) -> None:
+    """Mismatch rates per route, per field and per hour, and the latest examples."""
+    store = Store(store_url or Settings().store_url)
+    since = "" if window is None else (datetime.now(UTC) - timedelta(seconds=window)).strftime(
+        "%Y-%m-%dT%H:%M:%S.%fZ")
+    rows = store.comparisons(since)
+    store.close()
+    click.echo(report.text(report.summarize(rows)))
