@@ -89,14 +89,16 @@ def make_proxy(emulator_app: Starlette, tokens_file: Path,
                tmp_path: Path) -> Callable[..., Starlette]:
     """A proxy app whose upstream is the emulator, over ASGI (or real HTTP at upstream_url)."""
 
-    def make(over_http: bool = False, **overrides: Any) -> Starlette:
+    def make(over_http: bool = False, clock: Callable[[], float] = time.monotonic,
+             **overrides: Any) -> Starlette:
         settings = Settings(**{
             "upstream_url": "http://upstream", "upstream_api_key": SecretStr(DEMO_API_KEY),
             "tokens_file": tokens_file, "mappings_dir": MAPPINGS,
             "store_url": f"sqlite:///{tmp_path}/store.sqlite3",
             "admin_token": SecretStr(ADMIN_TOKEN), **overrides})
         transport = None if over_http else httpx.ASGITransport(app=emulator_app)
-        return create_app(settings, transport=transport, legacy_transport=transport)
+        return create_app(settings, transport=transport, legacy_transport=transport,
+                          clock=clock)
 
     return make
 

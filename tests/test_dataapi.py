@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 
 from legacy_bridge.emulator.app import DEMO_COMPANY_TOKEN, DEMO_PLAN_TOKEN
 from legacy_bridge.emulator.controls import Fault
-from support import DATA_API, sql_answer
+from support import DATA_API, FakeClock, sql_answer
 
 SEED_003_GRADUATED = """SELECT email, nd_title, graduated_at::DATE
 FROM roster_v1
@@ -259,14 +259,17 @@ async def test_more_rows_than_the_setting_is_413(
 async def test_the_catalog_is_fetched_again_after_its_ttl(
         make_proxy: Callable[..., Starlette],
         upstream_counts: Callable[[], dict[str, int]]) -> None:
-    app = make_proxy(catalog_ttl=0.05)
+    clock = FakeClock()
+    app = make_proxy(catalog_ttl=60, clock=clock)
     query = "SELECT nd_title FROM roster_v1 WHERE node_key = 'nd089' LIMIT 1"
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://proxy") as client:
         await sql_answer(client, query)
         await sql_answer(client, query)
+        clock.advance(59)
+        await sql_answer(client, query)
         assert upstream_counts()["catalog"] == 1
-        await asyncio.sleep(0.1)
+        clock.advance(2)
         answer = await sql_answer(client, query)
     assert upstream_counts()["catalog"] == 2
     assert answer["rows"] == [["AI Programming with Python"]]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +13,7 @@ from hypothesis import strategies as st
 
 from legacy_bridge.errors import PageTooDeep, UpstreamQueryError
 from legacy_bridge.pagination import Answer, MemoryCheckpoints, read_page, walk_requests
+from support import FakeClock
 
 MAX_FIRST = 100
 
@@ -163,9 +163,12 @@ def test_least_recently_used_query_is_evicted_first() -> None:
 
 
 def test_checkpoints_expire_after_the_ttl() -> None:
-    checkpoints = MemoryCheckpoints(size=10, ttl=0.05)
+    clock = FakeClock()
+    checkpoints = MemoryCheckpoints(size=10, ttl=600, clock=clock)
     asyncio.run(checkpoints.store("q", 10, "c10"))
-    time.sleep(0.1)
+    clock.advance(599)
+    assert asyncio.run(checkpoints.nearest("q", 15)) == (10, "c10")
+    clock.advance(2)
     assert asyncio.run(checkpoints.nearest("q", 15)) == (0, None)
 
 

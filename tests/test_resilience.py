@@ -14,7 +14,7 @@ from legacy_bridge.breaker import Breaker
 from legacy_bridge.errors import UpstreamError, UpstreamUnavailable
 from legacy_bridge.query import Document
 from legacy_bridge.upstream import Policy, Upstream
-from support import legacy
+from support import FakeClock, legacy
 
 USERS_API = "learning-plan-progress"
 
@@ -30,10 +30,16 @@ def make_client(make_proxy: Callable[..., Starlette]) -> Callable[..., httpx.Asy
 
 
 @pytest.fixture
-async def fragile(make_client: Callable[..., httpx.AsyncClient]) -> AsyncIterator[
-        httpx.AsyncClient]:
-    """A proxy whose breaker opens after 3 failures and probes again after 0.2 s."""
-    async with make_client(breaker_failures=3, breaker_reset=0.2, upstream_retries=0) as client:
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def fragile(make_client: Callable[..., httpx.AsyncClient], clock: FakeClock,
+                  ) -> AsyncIterator[httpx.AsyncClient]:
+    """A proxy whose breaker opens after 3 failures and probes again after 5 s (its clock)."""
+    async with make_client(breaker_failures=3, breaker_reset=5, upstream_retries=0,
+                           clock=clock) as client:
         yield client
 
 
@@ -83,21 +89,23 @@ async def test_breaker_is_per_api(fragile: httpx.AsyncClient,
 
 
 async def test_breaker_probe_after_the_reset_closes_it(
-        fragile: httpx.AsyncClient, emulator: httpx.AsyncClient) -> None:
+        fragile: httpx.AsyncClient, emulator: httpx.AsyncClient, clock: FakeClock) -> None:
     await inject(emulator, "http_500", 3)
     for _ in range(3):
         await legacy(fragile, "users")
-    await asyncio.sleep(0.25)
+    clock.advance(4.9)
+    assert (await legacy(fragile, "users")).status_code == 503  # still open
+    clock.advance(0.2)
     assert (await legacy(fragile, "users")).status_code == 200
     assert (await legacy(fragile, "users")).status_code == 200
 
 
 async def test_failed_probe_opens_the_breaker_again(
-        fragile: httpx.AsyncClient, emulator: httpx.AsyncClient) -> None:
+        fragile: httpx.AsyncClient, emulator: httpx.AsyncClient, clock: FakeClock) -> None:
     await inject(emulator, "http_500", 4)
     for _ in range(3):
         await legacy(fragile, "users")
-    await asyncio.sleep(0.25)
+    clock.advance(5.1)
     assert (await legacy(fragile, "users")).status_code == 502  # the probe
     assert (await legacy(fragile, "users")).status_code == 503
 

@@ -41,7 +41,9 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits(
         request = threading.Thread(target=lambda: answers.append(httpx.get(
             url, headers={"Authorization": f"Bearer {DEMO_PLAN_TOKEN}"}, timeout=10)))
         request.start()
-        time.sleep(0.3)  # the request is now waiting on the slow upstream
+        while not httpx.get(f"{upstream}/_emulator/counts").json():  # reached the upstream
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         process.send_signal(signal.SIGTERM)
         request.join(timeout=10)
         # uvicorn shuts down gracefully, then re-raises the signal it caught

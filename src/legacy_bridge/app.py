@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -62,6 +62,7 @@ class Components:
     relay: LegacyRelay | None
     data_api: DataApiService | None
     endpoints: list[str]
+    clock: Callable[[], float]  # every TTL, reset and cache age in the proxy
     _ready: tuple[float, bool, dict[str, str]] | None = field(default=None, init=False)
 
     def resolve(self, url: str) -> tuple[CompiledRoute, params.Request]:
@@ -69,7 +70,7 @@ class Components:
 
     async def ready(self) -> tuple[bool, dict[str, str]]:
         """Is every upstream endpoint answering? Cached for BRIDGE_READY_CACHE_SECONDS."""
-        now = time.monotonic()
+        now = self.clock()
         if self._ready is not None and \
                 now - self._ready[0] < self.settings.ready_cache_seconds:
             return self._ready[1], self._ready[2]
@@ -91,13 +92,14 @@ class Components:
 
 
 def _components(settings: Settings, transport: httpx.AsyncBaseTransport | None,
-                legacy_transport: httpx.AsyncBaseTransport | None) -> Components:
+                legacy_transport: httpx.AsyncBaseTransport | None,
+                clock: Callable[[], float]) -> Components:
     """Load and check the tables and settings, and build every part once."""
     routes = [compile_route(r) for r in load_mappings(settings.mappings_dir)]
     data_api = load_data_api(settings.mappings_dir)
     auth = authenticator_from(settings)
     checkpoints = open_checkpoints(settings.cursor_cache, settings.cursor_cache_size,
-                                   settings.cursor_cache_ttl)
+                                   settings.cursor_cache_ttl, clock)
     api_of = {c.route.endpoint: c.route.api for c in routes}
     api_of.update({j.endpoint: j.api for c in routes for j in c.route.joins.values()})
     if data_api is not None:
@@ -122,7 +124,7 @@ def _components(settings: Settings, transport: httpx.AsyncBaseTransport | None,
         breaker_failures=settings.breaker_failures, breaker_reset=settings.breaker_reset,
         concurrency=settings.upstream_concurrency,
         queue_timeout=settings.upstream_queue_timeout,
-        max_response_bytes=settings.upstream_max_response_bytes), transport, observe)
+        max_response_bytes=settings.upstream_max_response_bytes), transport, observe, clock)
     modes = {c.route.mode or settings.mode for c in routes}
     if data_api is not None:
         modes.add(data_api.mode or settings.mode)
@@ -135,10 +137,10 @@ def _components(settings: Settings, transport: httpx.AsyncBaseTransport | None,
     store = Store(settings.store_url, settings.compare_keep, settings.compare_keep_days)
     usage = Usage(store)
     shadow = Shadow(store, metrics, settings.shadow_queue_size, settings.shadow_sample_rate)
-    service = (DataApiService(data_api, upstream, auth, settings, usage)
+    service = (DataApiService(data_api, upstream, auth, settings, usage, clock)
                if data_api is not None else None)
     return Components(settings, routes, auth, checkpoints, metrics, upstream, usage, shadow,
-                      relay, service, sorted(api_of))
+                      relay, service, sorted(api_of), clock)
 
 
 async def _bridge_error(request: Request, exc: Exception) -> Response:
@@ -161,9 +163,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = None,
-               legacy_transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
-    """The proxy, with its mappings loaded and checked; raises MappingError or ConfigError."""
-    bridge = _components(settings, transport, legacy_transport)
+               legacy_transport: httpx.AsyncBaseTransport | None = None,
+               clock: Callable[[], float] = time.monotonic) -> Starlette:
+    """The proxy, with its mappings loaded and checked; raises MappingError or ConfigError.
+
+    `clock` is what every TTL, breaker reset and cache age reads: tests move it.
+    """
+    bridge = _components(settings, transport, legacy_transport, clock)
     pipeline = Pipeline(settings.mode, settings.shadow_primary, bridge.relay, bridge.shadow,
                         bridge.usage, bridge.auth, bridge.metrics)
     limits = Limits(settings.total_deadline, settings.max_walk_requests,

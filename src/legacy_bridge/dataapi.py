@@ -16,6 +16,7 @@ import csv
 import functools
 import hashlib
 import io
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,8 @@ class DataApiService:
     """The Data API table as a surface of the pipeline (see pipeline.Surface)."""
 
     def __init__(self, api: DataApi, upstream: Upstream, auth: Authenticator,
-                 settings: Settings, usage: Usage) -> None:
+                 settings: Settings, usage: Usage,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.api = api
         self.name = Path(api.file).stem  # the table's name, for metrics, usage and the store
         self.mode: Mode | None = api.mode
@@ -86,7 +88,8 @@ class DataApiService:
         self.count_document = count_document(api)
         self.catalog_document = (Document(api.catalog.document, "LegacyDataApiCatalog")
                                  if api.catalog else None)
-        self._titles: TTLCache[str, dict[str, str]] = TTLCache(1, settings.catalog_ttl)
+        self._titles: TTLCache[str, dict[str, str]] = TTLCache(1, settings.catalog_ttl,
+                                                               timer=clock)
         self._titles_lock = asyncio.Lock()
 
     async def receive(self, request: Request) -> bytes:

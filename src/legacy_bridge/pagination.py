@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -107,10 +108,12 @@ class MemoryCheckpoints:
     keeps nothing: every page walks from the start (the naive baseline).
     """
 
-    def __init__(self, size: int, ttl: float) -> None:
+    def __init__(self, size: int, ttl: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.enabled = size > 0
         self.failures = 0  # never fails; the shared cache's figure
-        self._queries: TTLCache[str, _Query] = TTLCache(max(size, 1), ttl, getsizeof=len)
+        self._queries: TTLCache[str, _Query] = TTLCache(max(size, 1), ttl, timer=clock,
+                                                        getsizeof=len)
         self.hits = self.misses = 0
 
     def __len__(self) -> int:

@@ -13,6 +13,8 @@ or slow (short socket timeouts), `nearest` answers "from the start" and
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Callable
 from typing import cast
 
 import redis.asyncio as aioredis
@@ -84,10 +86,12 @@ class RedisCheckpoints:
         await self._redis.aclose()
 
 
-def open_checkpoints(cache: str, size: int, ttl: float) -> MemoryCheckpoints | RedisCheckpoints:
+def open_checkpoints(cache: str, size: int, ttl: float,
+                     clock: Callable[[], float] = time.monotonic,
+                     ) -> MemoryCheckpoints | RedisCheckpoints:
     """The checkpoint cache BRIDGE_CURSOR_CACHE names: `memory`, or a Redis URL."""
     if cache == "memory":
-        return MemoryCheckpoints(size, ttl)
+        return MemoryCheckpoints(size, ttl, clock)
     if cache.startswith(("redis://", "rediss://", "unix://")):
         return RedisCheckpoints(cache, ttl, size)
     raise ConfigError("BRIDGE_CURSOR_CACHE must be `memory` or a redis:// URL")

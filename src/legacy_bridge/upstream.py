@@ -81,8 +81,10 @@ class Policy:
 class Upstream:
     def __init__(self, base_url: str, policy: Policy,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 observe: Observer | None = None) -> None:
+                 observe: Observer | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.policy = policy
+        self._clock = clock  # the breakers' time
         self._observe = observe
         self._base = base_url.rstrip("/")
         self._urls: dict[str, httpx.URL] = {}
@@ -150,7 +152,7 @@ class Upstream:
     def breaker(self, endpoint: str) -> Breaker:
         if endpoint not in self.breakers:
             self.breakers[endpoint] = Breaker(self.policy.breaker_failures,
-                                              self.policy.breaker_reset)
+                                              self.policy.breaker_reset, self._clock)
         return self.breakers[endpoint]
 
     async def _send(self, endpoint: str, body: bytes, key: str) -> dict[str, Any]:
