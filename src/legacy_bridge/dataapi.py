@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
-import functools
 import hashlib
 import io
 import time
@@ -37,10 +36,10 @@ from legacy_bridge.errors import (
     UpstreamTimeout,
 )
 from legacy_bridge.modes import Mode
-from legacy_bridge.operations import Connection, VariablePath
+from legacy_bridge.operations import VariablePath
 from legacy_bridge.pagination import Answer, answer_of, read_all
 from legacy_bridge.pipeline import Comparison
-from legacy_bridge.query import Document, connection_document, input_variables
+from legacy_bridge.query import Document, count_document, input_variables, rows_document
 from legacy_bridge.responses import json_response
 from legacy_bridge.settings import Settings
 from legacy_bridge.shadow import Tape, diff_sql_answers
@@ -52,24 +51,6 @@ from legacy_bridge.upstream import Upstream
 from legacy_bridge.usage import Usage
 
 log = logs.get("legacy_bridge.dataapi")
-
-
-def rows_document(api: DataApi, columns: Iterable[Column]) -> Document:
-    """The page query selecting only the node fields these columns read."""
-    wanted = {f for c in columns for f in (c.field, c.fallback, c.catalog) if f}
-    # A node must select something; the first field is the cheapest stand-in.
-    fields = tuple(f for f in api.node_fields if f in wanted) or api.node_fields[:1]
-    return _document(api.connection, "LegacyDataApiRows", fields)
-
-
-def count_document(api: DataApi) -> Document:
-    """totalCount alone (with one cursor): what COUNT(*) costs."""
-    return _document(api.connection, "LegacyDataApiCount", ())
-
-
-@functools.lru_cache(maxsize=256)
-def _document(conn: Connection, name: str, fields: tuple[str, ...]) -> Document:
-    return connection_document(conn, name, fields)
 
 
 class DataApiService:

@@ -14,25 +14,12 @@ import json
 import math
 from typing import Any
 
-from legacy_bridge.dataapi import count_document, rows_document
 from legacy_bridge.mapping import FieldRule, Route
+from legacy_bridge.pagination import walk_steps
 from legacy_bridge.params import Request
-from legacy_bridge.query import Document, input_variables
+from legacy_bridge.query import Document, count_document, input_variables, rows_document
 from legacy_bridge.sqlmap import DataApi
 from legacy_bridge.sqlplan import Plan
-
-
-def walk_steps(skip: int, per_page: int, max_first: int) -> tuple[list[int], int]:
-    """The `first` of each cursor-only request, and the records left to drop after.
-
-    The same steps `pagination.read_page` takes.
-    """
-    steps = []
-    while skip + min(per_page, max_first) > max_first:
-        step = min(skip, max_first)
-        steps.append(step)
-        skip -= step
-    return steps, skip
 
 
 def _source(rule: FieldRule) -> str:

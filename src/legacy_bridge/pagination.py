@@ -162,6 +162,30 @@ def walk_requests(skip: int, size: int, max_first: int) -> int:
     return math.ceil(max(0, skip + min(size, max_first) - max_first) / max_first)
 
 
+def next_request(skip: int, wanted: int, max_first: int) -> tuple[int, bool]:
+    """(first, with_nodes) of the next request, `skip` records before the `wanted` ones.
+
+    The one rule of a walk: while the records wanted do not fit in one request
+    after the ones to skip, skip with a cursor-only request of up to `max_first`.
+    """
+    remaining = min(wanted, max_first)
+    if skip + remaining <= max_first:
+        return skip + remaining, True
+    return min(skip, max_first), False
+
+
+def walk_steps(skip: int, size: int, max_first: int) -> tuple[list[int], int]:
+    """The `first` of each cursor-only request, and the records left to drop after:
+    the requests `read_page` sends when every answer is full."""
+    steps: list[int] = []
+    while True:
+        first, with_nodes = next_request(skip, size, max_first)
+        if with_nodes:
+            return steps, skip
+        steps.append(first)
+        skip -= first
+
+
 async def read_page(offset: int, size: int, *, max_first: int, max_walk: int,
                     checkpoints: Checkpoints, query: str, fetch: Fetch,
                     api: str = "upstream") -> Page:
@@ -195,9 +219,7 @@ async def _read(offset: int, size: int, position: int, after: str | None, max_fi
                           "API and its cursors")
     nodes: list[dict[str, Any]] = []
     while True:
-        remaining = min(size - len(nodes), max_first)
-        with_nodes = skip + remaining <= max_first
-        first = skip + remaining if with_nodes else min(skip, max_first)
+        first, with_nodes = next_request(skip, size - len(nodes), max_first)
         answer = await fetch(first, after, with_nodes)
         if answer.cursors:
             position += len(answer.cursors)

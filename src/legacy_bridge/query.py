@@ -8,7 +8,8 @@ variable; nothing from a request is ever spliced into query text.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ from graphql import (
 )
 
 from legacy_bridge.operations import Connection, VariablePath
+from legacy_bridge.sqlmap import Column, DataApi
 
 
 @dataclass(frozen=True)
@@ -89,3 +91,23 @@ def input_variables(base: Mapping[VariablePath, Any], conn: Connection, first: i
     if after is not None:
         value[conn.after_variable] = after
     return {"input": value}
+
+
+# -- the Data API's documents ---------------------------------------------------
+
+def rows_document(api: DataApi, columns: Iterable[Column]) -> Document:
+    """The page query selecting only the node fields these columns read."""
+    wanted = {f for c in columns for f in (c.field, c.fallback, c.catalog) if f}
+    # A node must select something; the first field is the cheapest stand-in.
+    fields = tuple(f for f in api.node_fields if f in wanted) or api.node_fields[:1]
+    return _document(api.connection, "LegacyDataApiRows", fields)
+
+
+def count_document(api: DataApi) -> Document:
+    """totalCount alone (with one cursor): what COUNT(*) costs."""
+    return _document(api.connection, "LegacyDataApiCount", ())
+
+
+@functools.lru_cache(maxsize=256)
+def _document(conn: Connection, name: str, fields: tuple[str, ...]) -> Document:
+    return connection_document(conn, name, fields)

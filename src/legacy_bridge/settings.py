@@ -96,8 +96,9 @@ class Settings(BaseSettings):
     compare_keep_days: float = Field(30.0, gt=0, description="Days comparisons are kept")
     admin_token: SecretStr | None = Field(None, description="Bearer token that opens the "
                                           "/_bridge/ pages (shut when unset)")
-    store_url: str = Field("sqlite:///.data/bridge.sqlite3", description="Where usage (and "
-                           "later comparisons) persist: sqlite:///<path>")
+    store_url: str = Field("sqlite:///.data/bridge.sqlite3", description="Where usage and "
+                           "comparisons persist: sqlite:///<path> (one replica) or "
+                           "postgresql://user:pass@host/db (many replicas)")
     usage_flush_seconds: float = Field(10.0, gt=0, description="How often counted usage is "
                                        "written to the store")
     shutdown_timeout: float = Field(20.0, gt=0, description="Seconds in-flight requests may "
