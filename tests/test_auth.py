@@ -10,11 +10,10 @@ from legacy_bridge.auth import (
     NO_TOKEN,
     UNLISTED_TOKEN,
     Authenticator,
-    TokenFileError,
     digest,
     load_tokens,
 )
-from legacy_bridge.errors import Forbidden, Unauthorized
+from legacy_bridge.errors import Forbidden, TokenFileError, Unauthorized
 from support import TOKENS, token_table
 
 PLAN_A, PLAN_B = "aaaaaaaa-0000-4000-8000-000000000000", "bbbbbbbb-0000-4000-8000-000000000000"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from legacy_bridge.errors import ConfigError, Forbidden, Unauthorized
+from legacy_bridge.errors import ConfigError, Forbidden, TokenFileError, Unauthorized
 from legacy_bridge.settings import Settings
 
 COMPANY_SCOPE = "*"
@@ -39,10 +39,6 @@ class TokenFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tokens: tuple[TokenEntry, ...] = ()
-
-
-class TokenFileError(ValueError):
-    """The token table cannot be used; says which file and what is wrong."""
 
 
 @dataclass(frozen=True)

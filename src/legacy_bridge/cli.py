@@ -22,9 +22,9 @@ from starlette.applications import Starlette
 from legacy_bridge import logs
 from legacy_bridge.admin import usage_table
 from legacy_bridge.app import create_app
-from legacy_bridge.auth import TokenFileError, digest
+from legacy_bridge.auth import digest
 from legacy_bridge.cli_compare import compare
-from legacy_bridge.errors import BridgeError, ConfigError, MappingError
+from legacy_bridge.errors import BridgeError, ConfigError, MappingError, TokenFileError
 from legacy_bridge.explain import explain as explain_request
 from legacy_bridge.explain import explain_sql, sql_text
 from legacy_bridge.mapping import load_mappings

@@ -20,10 +20,10 @@ import httpx
 import orjson
 
 from legacy_bridge import report
-from legacy_bridge.crawl import CrawlError, Side, crawl_compare
+from legacy_bridge.crawl import Side, crawl_compare
 from legacy_bridge.crawl import as_json as crawl_json
 from legacy_bridge.crawl import report as crawl_report
-from legacy_bridge.errors import MappingError
+from legacy_bridge.errors import CrawlError, MappingError
 from legacy_bridge.mapping import load_mappings
 from legacy_bridge.settings import Settings
 from legacy_bridge.sqlcompare import compare_sql, split_statements

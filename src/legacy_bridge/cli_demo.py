@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 
 from legacy_bridge import logs
 from legacy_bridge.app import create_app
-from legacy_bridge.auth import TokenFileError, digest
+from legacy_bridge.auth import digest
 from legacy_bridge.emulator.app import (
     DEMO_API_KEY,
     DEMO_COMPANY_TOKEN,
@@ -26,7 +26,7 @@ from legacy_bridge.emulator.app import (
 )
 from legacy_bridge.emulator.dataset import DEMO_PLAN_ID, DatasetSpec, empty_plan_id, ensure
 from legacy_bridge.emulator.legacy import DRIFTS
-from legacy_bridge.errors import ConfigError, MappingError
+from legacy_bridge.errors import ConfigError, MappingError, TokenFileError
 from legacy_bridge.settings import Settings
 
 DATA_DIR = Path(".data")

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from legacy_bridge.compare import RouteComparison, compare_records, redact
+from legacy_bridge.errors import CrawlError
 from legacy_bridge.mapping import Route
 
 Progress = Callable[[str, int, int], None]  # (route, pages read, pages in all)
@@ -24,10 +25,6 @@ Progress = Callable[[str, int, int], None]  # (route, pages read, pages in all)
 class Side:
     base_url: str
     token: str
-
-
-class CrawlError(Exception):
-    """A side answered something other than a page (bad token, wrong plan, down)."""
 
 
 def _pages(client: httpx.Client, side: Side, route: Route, path: str, per_page: int,

@@ -12,12 +12,16 @@
     ├── ResultTooLarge        413 result_too_large     (Data API)
     ├── RateLimited           429 rate_limited         (Retry-After passed on)
     ├── UpstreamError         502 upstream_error
-    │   └── UpstreamQueryError     (GraphQL errors without data, e.g. a refused cursor)
+    │   ├── UpstreamQueryError     (GraphQL errors without data, e.g. a refused cursor)
+    │   └── UpstreamOutage         (the upstream is unwell: counts for its breaker)
     ├── UpstreamUnavailable   503 upstream_unavailable (Retry-After)
     └── UpstreamTimeout       504 upstream_timeout
 
-    MappingError  - a mapping table is wrong; raised at start-up, never per request.
-    ConfigError   - a setting is missing or wrong; raised at start-up.
+    MappingError       - a mapping table is wrong; raised at start-up, never per request.
+    ConfigError        - a setting is missing or wrong; raised at start-up.
+    TokenFileError     - the token table cannot be used; at start-up.
+    SchemaUnavailable  - a live upstream gave no schema to check tables against.
+    CrawlError         - `compare crawl`: a side answered something other than a page.
 
 Domain code raises these; one handler in `app.py` renders them. Messages are
 written for the client: they never carry a token, a key or upstream text.
@@ -89,6 +93,14 @@ class UpstreamQueryError(UpstreamError):
     """The upstream answered GraphQL errors and no data (a refused cursor among them)."""
 
 
+class UpstreamOutage(UpstreamError):
+    """A failure that says the upstream is unwell; `retryable` when another try may work."""
+
+    def __init__(self, message: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
 class UpstreamUnavailable(BridgeError):
     status, code = 503, "upstream_unavailable"
 
@@ -107,3 +119,15 @@ class MappingError(Exception):
 
 class ConfigError(Exception):
     """A setting is missing or inconsistent; the message names it and the fix."""
+
+
+class TokenFileError(ValueError):
+    """The token table cannot be used; says which file and what is wrong."""
+
+
+class SchemaUnavailable(Exception):
+    """A schema source could not produce the schema of an endpoint."""
+
+
+class CrawlError(Exception):
+    """A side answered something other than a page (bad token, wrong plan, down)."""

@@ -26,7 +26,7 @@ from graphql import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from legacy_bridge import schemas
-from legacy_bridge.errors import MappingError
+from legacy_bridge.errors import MappingError, SchemaUnavailable
 
 
 class _Raw(BaseModel):
@@ -72,10 +72,6 @@ class Connection:
     after_variable: str
     names: RawConnection
     node_type: str
-
-
-class SchemaUnavailable(Exception):
-    """A schema source could not produce the schema of an endpoint."""
 
 
 # (api name, endpoint path) -> the schema to check against

@@ -29,12 +29,13 @@ from legacy_bridge.breaker import Breaker
 from legacy_bridge.errors import (
     BridgeError,
     RateLimited,
+    SchemaUnavailable,
     UpstreamError,
+    UpstreamOutage,
     UpstreamQueryError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from legacy_bridge.operations import SchemaUnavailable
 from legacy_bridge.query import Document
 
 log = logs.get("legacy_bridge.upstream")
@@ -53,14 +54,6 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
 
 def _retry_after(value: str | None) -> str:
     return value if value is not None and value.isdigit() else "1"
-
-
-class _Outage(UpstreamError):
-    """A failure that says the upstream is unwell: counts for the breaker."""
-
-    def __init__(self, message: str, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
 
 
 @dataclass(frozen=True)
@@ -163,7 +156,7 @@ class Upstream:
                                           {"Retry-After": str(breaker.retry_after())})
             try:
                 data = await self._attempt(endpoint, body, key)
-            except _Outage as exc:
+            except UpstreamOutage as exc:
                 breaker.failure()
                 if not exc.retryable or attempt == self.policy.retries:
                     raise
@@ -228,7 +221,7 @@ class Upstream:
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout("the upstream did not answer in time") from exc
         except httpx.HTTPError as exc:
-            raise _Outage("the upstream connection failed", retryable=True) from exc
+            raise UpstreamOutage("the upstream connection failed", retryable=True) from exc
         status = response.status_code
         if status == 429:
             raise RateLimited("the upstream is rate limiting requests; retry later",
@@ -237,12 +230,12 @@ class Upstream:
             log.error("upstream refused the proxy's API key", status=status, endpoint=endpoint)
             raise UpstreamError("the upstream refused the proxy's credentials")
         if status >= 500:
-            raise _Outage(f"the upstream failed (HTTP {status})",
+            raise UpstreamOutage(f"the upstream failed (HTTP {status})",
                           retryable=status in (502, 503, 504))
         try:
             payload = orjson.loads(content)
         except orjson.JSONDecodeError as exc:
-            raise _Outage("the upstream answered invalid JSON", retryable=False) from exc
+            raise UpstreamOutage("the upstream answered invalid JSON", retryable=False) from exc
         data = payload.get("data") if isinstance(payload, dict) else None
         if not isinstance(data, dict):
             if isinstance(payload, dict) and payload.get("errors"):
@@ -277,7 +270,7 @@ class Upstream:
         async for chunk in response.aiter_bytes():
             size += len(chunk)
             if size > cap:
-                raise _Outage(f"the upstream answer exceeded {cap} bytes", retryable=False)
+                raise UpstreamOutage(f"the upstream answer exceeded {cap} bytes", retryable=False)
             chunks.append(chunk)
         self.received_bytes += size
         return b"".join(chunks)
