@@ -145,9 +145,9 @@ def check(mappings_dir: Path | None, upstream_url: str | None, api_key: str) -> 
 def explain(url: str, mappings_dir: Path | None, upstream_url: str | None) -> None:
     """Print what a legacy URL becomes upstream: GraphQL, variables, paging, snippets.
 
-    URL is a legacy path with its query, e.g.
-    "/api/v2/plans/<planId>/users?page=3&per_page=50". Without a running proxy no
-    cursor is remembered, so the plan walks from the start.
+    URL is a legacy path with its query, as a client sends it to a route of the
+    mapping tables (quote it for the shell). Without a running proxy no cursor
+    is remembered, so the plan walks from the start.
     """
     given: dict[str, Any] = {"mappings_dir": mappings_dir, "upstream_url": upstream_url}
     settings = Settings(**{k: v for k, v in given.items() if v is not None})
@@ -175,7 +175,7 @@ def explain_sql_command(sql: str, mappings_dir: Path | None, upstream_url: str |
                         as_json: bool) -> None:
     """Print what a Data API SQL statement becomes: GraphQL, variables, proxy work.
 
-    SQL is one statement over roster_v1, as sent to POST /api/emc/reports/query.
+    SQL is one statement over a table of the Data API table, as a client sends it.
     Offline, so the request estimate is a formula of the filter's totalCount
     (POST /_bridge/explain on a running proxy gives the number).
     """

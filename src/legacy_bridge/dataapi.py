@@ -1,4 +1,4 @@
-"""`POST /api/emc/reports/query`: the legacy Data API, SQL over GraphQL.
+"""The Data API surface: the legacy SQL route of the Data API table, over GraphQL.
 
 One request, top to bottom, is `DataApiService.translate`:
 validate (token, company scope, body) -> plan (sqlplan) -> query upstream
