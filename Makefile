@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint check bench bench-emulator bench-load bench-efficiency \
+.PHONY: demo test test-slow lint check bench bench-emulator bench-load bench-efficiency \
 	bench-overhead bench-memory bench-data-api clean
 
 $(STAMP): pyproject.toml
@@ -21,6 +21,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+# the long runs: 5,000 random statements against PostgreSQL, and the like
+test-slow: $(STAMP)
+	$(BIN)/pytest -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -84,7 +84,7 @@ def admin_routes(admin_token: str | None, routes: list[CompiledRoute], auth: Aut
             raise NotFound("no Data API table is loaded")
         query_plan = plan(await service.read_sql(request), service.api)
         total = None
-        if not (query_plan.count and query_plan.count.from_totals):
+        if not query_plan.empty and not (query_plan.count and query_plan.count.from_totals):
             total = await service.total(query_plan.variables, auth.api_key)
         return json_response(explain_sql(query_plan, service.api, upstream_url, total))
 

@@ -43,9 +43,9 @@ from legacy_bridge.query import Document, count_document, input_variables, rows_
 from legacy_bridge.responses import json_response
 from legacy_bridge.settings import Settings
 from legacy_bridge.shadow import Tape, diff_sql_answers
-from legacy_bridge.sqlexpr import Row
+from legacy_bridge.sqlexpr import Row, sort_rows
 from legacy_bridge.sqlmap import Column, DataApi
-from legacy_bridge.sqlplan import Plan, plan, sort_rows
+from legacy_bridge.sqlplan import Plan, plan
 from legacy_bridge.sqltypes import to_json
 from legacy_bridge.upstream import Upstream
 from legacy_bridge.usage import Usage
@@ -148,16 +148,19 @@ class DataApiService:
         a CSV export streams in constant memory (`bounded=False`). A sort, or
         a bounded answer, holds at most BRIDGE_SQL_MAX_ROWS rows (else 413).
         """
-        if query_plan.limit == 0:
+        count, limit = query_plan.count, self.settings.sql_max_rows
+        if query_plan.limit == 0 or (query_plan.empty and (count is None or count.group)):
+            return
+        if count is not None:
+            pairs = [(None, 0)] if query_plan.empty else await self._counts(query_plan, key)
+            if len(pairs) > limit:
+                raise ResultTooLarge(f"the answer holds more than {limit} groups; "
+                                     "narrow the WHERE")
+            sort_rows(pairs, query_plan.sort)
+            for pair in _window(pairs, query_plan):
+                yield count.line(pair)
             return
         titles = await self.titles(key) if query_plan.needs_catalog else {}
-        if query_plan.count is not None:
-            counts = await self._counts(query_plan, key, titles)
-            sort_rows(counts, query_plan.sort)
-            for line in _window(counts, query_plan):
-                yield line
-            return
-        limit = self.settings.sql_max_rows
         outputs = [o.expr.fn for o in query_plan.outputs]
         stop = query_plan.early_stop
         kept: list[Row] = []  # only for a sort in the proxy
@@ -216,11 +219,12 @@ class DataApiService:
             input_variables(variables, self.api.connection, 1, None), key)
         return answer_of(data, self.api.connection, with_nodes=False).total
 
-    async def _counts(self, query_plan: Plan, key: str,
-                      titles: dict[str, str]) -> list[list[Any]]:
+    async def _counts(self, query_plan: Plan, key: str) -> list[tuple[Any, int]]:
+        """(group value, count) pairs: from totalCount per group, or counted per row."""
         count = query_plan.count
         assert count is not None
         group = count.group
+        titles = await self.titles(key) if query_plan.needs_catalog else {}
         if not count.from_totals:
             found: dict[Any, int] = {}
             matching_rows = self._matching(query_plan, key, titles, (group,) if group else ())
@@ -244,12 +248,7 @@ class DataApiService:
                 self.total({**query_plan.variables, group.filter: [up]}, key)
                 for _, up in domain))
             pairs = [(legacy, n) for (legacy, _), n in zip(domain, totals, strict=True) if n]
-        out = []
-        for value, n in pairs:
-            line: list[Any] = [to_json(value)] if group else []
-            line.insert(count.count_index, n)
-            out.append(line)
-        return out
+        return pairs
 
     async def titles(self, key: str) -> dict[str, str]:
         """Catalog program titles by key: one request, reused for BRIDGE_CATALOG_TTL."""

@@ -10,7 +10,7 @@ Anything outside the grammar raises `UnsupportedSql` naming the construct.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, NoReturn
@@ -57,14 +57,58 @@ def identifier(node: exp.Expression) -> str:
 
 
 
+def output_name(node: exp.Expression) -> str:
+    """Postgres's name for a select item: the alias, the column, the function."""
+    if isinstance(node, exp.Alias):
+        return identifier(node.args["alias"])
+    if isinstance(node, exp.Column):
+        return identifier(node)
+    if isinstance(node, exp.Cast):
+        inner = node.this
+        if isinstance(inner, exp.Column):
+            return identifier(inner)
+        return CASTS.get(node.to.this, "?column?")
+    if isinstance(node, exp.Count):
+        return "count"
+    if isinstance(node, exp.Lower | exp.Upper):
+        return node.key.lower()
+    return "?column?"
+
+
+@dataclass(frozen=True)
+class SortKey:
+    expr: Expr  # over a source row, or (for counts) over a (group, count) pair
+    desc: bool
+    nulls_last: bool
+
+
+def sort_rows(rows: list[Any], keys: Sequence[SortKey]) -> None:
+    """Sort in place by the keys, Postgres's null placement included. Stable."""
+    for key in reversed(keys):
+        fn = key.expr.fn
+        null_rank = 1 if key.nulls_last != key.desc else 0
+
+        def rank(row: Any, fn: Fn = fn, null_rank: int = null_rank) -> tuple[int, Any]:
+            value = fn(row)
+            return (null_rank, None) if value is None else (1 - null_rank, value)
+
+        rows.sort(key=rank, reverse=key.desc)
+
+
+def _position(node: exp.Expression) -> int | None:
+    if isinstance(node, exp.Literal) and not node.is_string and node.this.isdigit():
+        return int(node.this) - 1
+    return None
+
+
 @dataclass
 class Scope:
     """Name resolution and typed compilation of expressions over one table."""
 
     table: SqlTable
     read: dict[str, Column] = field(default_factory=dict)
-    select: list[exp.Expression] = field(default_factory=list)
-    aliases: dict[str, exp.Expression] = field(default_factory=dict)
+    # the select list, `*` expanded: (output name, expression without its alias)
+    outputs: list[tuple[str, exp.Expression]] = field(default_factory=list)
 
     def column(self, node: exp.Column) -> Column:
         qualifier = node.table
@@ -82,18 +126,50 @@ class Scope:
     def mark(self, column: Column) -> None:
         self.read[column.name] = column
 
-    def resolve_output(self, node: exp.Expression) -> exp.Expression:
-        """ORDER BY / GROUP BY may name a select item by position or alias."""
-        if isinstance(node, exp.Literal) and not node.is_string and node.this.isdigit():
-            index = int(node.this) - 1
-            if not 0 <= index < len(self.select):
-                raise UnsupportedSql(f"position {index + 1} is not in the select list")
-            return self.select[index]
-        if isinstance(node, exp.Column) and not node.table:
-            name = identifier(node)
-            if name in self.aliases and name not in self.table.columns:
-                return self.aliases[name]
-        return node
+    def set_outputs(self, items: Sequence[exp.Expression]) -> None:
+        self.outputs = []
+        for item in items:
+            if isinstance(item, exp.Star) or (isinstance(item, exp.Column)
+                                              and isinstance(item.this, exp.Star)):
+                self.outputs += [(name, exp.column(name)) for name in self.table.columns]
+            else:
+                self.outputs.append((output_name(item), item.this if isinstance(
+                    item, exp.Alias) else item))
+
+    def output_at(self, node: exp.Expression) -> int | None:
+        """The select-list index a position (`ORDER BY 2`) names; None if not a position."""
+        index = _position(node)
+        if index is not None and not 0 <= index < len(self.outputs):
+            raise UnsupportedSql(f"position {index + 1} is not in the select list")
+        return index
+
+    def outputs_named(self, node: exp.Expression) -> list[int]:
+        """Select-list indexes whose output name a bare name matches."""
+        if not isinstance(node, exp.Column) or node.table or isinstance(node.this, exp.Star):
+            return []
+        name = identifier(node)
+        return [i for i, (output, _) in enumerate(self.outputs) if output == name]
+
+    def order_key(self, node: exp.Expression) -> exp.Expression:
+        """ORDER BY: a position, else an output name (ambiguous when two outputs of that
+        name differ), else an expression over the table's columns, as in Postgres."""
+        index = self.output_at(node)
+        if index is not None:
+            return self.outputs[index][1]
+        named = self.outputs_named(node)
+        if len({self.outputs[i][1].sql("postgres") for i in named}) > 1:
+            raise UnsupportedSql(f'ORDER BY "{identifier(node)}" is ambiguous')
+        return self.outputs[named[0]][1] if named else node
+
+    def group_key(self, node: exp.Expression) -> exp.Expression:
+        """GROUP BY: a position, else a table column, else an output name (Postgres)."""
+        index = self.output_at(node)
+        if index is not None:
+            return self.outputs[index][1]
+        if isinstance(node, exp.Column) and identifier(node) in self.table.columns:
+            return node
+        named = self.outputs_named(node)
+        return self.outputs[named[0]][1] if len(named) == 1 else node
 
     def compile_column(self, column: Column) -> Expr:
         self.mark(column)
@@ -128,10 +204,8 @@ class Scope:
         if isinstance(node, exp.Cast):
             return _cast(self.compile(node.this), node, sql)
         if isinstance(node, exp.Lower | exp.Upper):
-            inner = _coerce(self.compile(node.this), "text")
+            inner = _text(self.compile(node.this), f"function {node.key}")
             change = str.lower if isinstance(node, exp.Lower) else str.upper
-            if inner.type != "text":
-                raise UnsupportedSql(f"{sql}: {node.key.upper()} takes text")
             return Expr(lambda row: None if (v := inner.fn(row)) is None else change(v),
                         "text", sql)
         if type(node) in _COMPARE:
@@ -185,12 +259,10 @@ class Scope:
         raise UnsupportedSql(f"{sql} is not supported by the Data API translation")
 
     def _like(self, node: exp.Like | exp.ILike, escape: str, sql: str) -> Expr:
-        subject = _coerce(self.compile(node.this), "text")
+        subject = _text(self.compile(node.this), node.key.upper())
         pattern = node.expression
         if not isinstance(pattern, exp.Literal) or not pattern.is_string:
             raise UnsupportedSql(f"{sql}: the pattern must be a text literal")
-        if subject.type != "text":
-            raise UnsupportedSql(f"{sql}: LIKE compares text")
         regex = like_regex(str(pattern.this), escape, isinstance(node, exp.ILike))
         negate = bool(node.args.get("negate"))
         return Expr(lambda row: None if (v := subject.fn(row)) is None
@@ -208,6 +280,16 @@ def like_regex(pattern: str, escape: str, ignore_case: bool) -> re.Pattern[str]:
         out.append(".*" if char == "%" else "." if char == "_" else re.escape(char))
         i += 1
     return re.compile("".join(out), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+def _text(expr: Expr, what: str) -> Expr:
+    """Text for LOWER, UPPER and LIKE: Postgres has no implicit cast from other types."""
+    if expr.type in ("unknown", "null"):
+        return _coerce(expr, "text")
+    if expr.type != "text":
+        raise UnsupportedSql(f"{expr.sql}: {what} takes text, not {expr.type} (cast it: "
+                             f"{expr.sql}::TEXT)")
+    return expr
 
 
 def _boolean(expr: Expr, sql: str) -> None:

@@ -30,8 +30,9 @@ from sqlglot.errors import ParseError, TokenError
 
 from legacy_bridge.errors import ColumnUnavailable, UnsupportedSql
 from legacy_bridge.operations import VariablePath
-from legacy_bridge.sqlexpr import CASTS, Expr, Fn, Scope, and_, identifier
+from legacy_bridge.sqlexpr import Expr, Scope, SortKey, and_, identifier
 from legacy_bridge.sqlmap import Column, DataApi, SqlTable
+from legacy_bridge.sqltypes import to_json
 
 # Constructs named in refusals: sqlglot class -> the SQL words a user recognises.
 _REFUSED = {
@@ -50,19 +51,23 @@ class Output:
 
 
 @dataclass(frozen=True)
-class SortKey:
-    expr: Expr  # over a source row, or (for counts) over an output row
-    desc: bool
-    nulls_last: bool
-
-
-@dataclass(frozen=True)
 class Count:
-    """COUNT(*), maybe grouped by one column; `from_totals` when no row is read."""
+    """COUNT(*), maybe grouped by one column; `from_totals` when no row is read.
+
+    Counts are (group value, count) pairs until `line` writes one as an output row.
+    """
 
     group: Column | None
     count_index: int  # where the count sits in the output row
+    group_index: int | None  # where the group value sits; None when not selected
     from_totals: bool
+
+    def line(self, pair: tuple[Any, int]) -> list[Any]:
+        out: list[Any] = [None] * (1 + (self.group_index is not None))
+        out[self.count_index] = pair[1]
+        if self.group_index is not None:
+            out[self.group_index] = to_json(pair[0])
+        return out
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,7 @@ class Plan:
     count: Count | None
     columns_read: tuple[Column, ...]
     first: int  # page size of the upstream requests
+    empty: bool = False  # pushed-down conditions no row can meet: nothing is sent upstream
 
     @property
     def early_stop(self) -> int | None:
@@ -95,6 +101,8 @@ class Plan:
 
     def estimated_requests(self, total: int | None) -> str:
         """Upstream requests, given the pushed-down filter's totalCount if known."""
+        if self.empty:
+            return "0"
         if self.count is not None and self.count.from_totals:
             return ("1" if self.count.group is None
                     else f"1 per {self.count.group.name} value")
@@ -140,15 +148,20 @@ def _plan(sql: str, api: DataApi) -> Plan:
             kept.append(f"WHERE {conjunct.sql('postgres')}: evaluated per row ({found})")
             continue
         column, values = found
-        before = narrowed.get(column.name)  # an empty list is a contradiction: keep it
+        before = narrowed.get(column.name)  # an empty list is a contradiction
         narrowed[column.name] = values if before is None else [v for v in before
                                                                if v in values]
         pushed.append(f"WHERE {conjunct.sql('postgres')} -> "
                       f"{'.'.join(column.filter or ())} {narrowed[column.name]}")
+    empty = any(not values for values in narrowed.values())
+    if empty:  # an empty list would read as "no filter" upstream: never send one
+        kept.append("WHERE: the pushed-down conditions exclude every row; nothing is "
+                    "sent upstream")
     for name, values in narrowed.items():
         column = table.columns[name]
         assert column.filter is not None
-        variables[column.filter] = values
+        if values:
+            variables[column.filter] = values
     # _and refuses a part that is not a condition (`WHERE email`)
     residual = and_([scope.compile(p) for p in residual_parts]) if residual_parts else None
 
@@ -157,7 +170,7 @@ def _plan(sql: str, api: DataApi) -> Plan:
     sort: tuple[SortKey, ...] = ()
     order = statement.args.get("order")
     if count is not None:
-        sort = _count_sort(order, outputs)
+        sort = _count_sort(order, scope, count)
         if count.from_totals:
             pushed.append("COUNT(*) <- totalCount" + (
                 f", one request per {count.group.name} value" if count.group else ""))
@@ -186,7 +199,7 @@ def _plan(sql: str, api: DataApi) -> Plan:
     if limit is not None and residual is None and count is None and not sort:
         first = max(1, min(api.max_first, offset + limit))
     return Plan(sql, outputs, variables, tuple(pushed), residual, tuple(kept), sort,
-                offset, limit, count, tuple(scope.read.values()), first)
+                offset, limit, count, tuple(scope.read.values()), first, empty)
 
 
 # -- the statement ------------------------------------------------------------
@@ -314,7 +327,7 @@ def _push_order(keys: list[SortKey], ordered: list[exp.Ordered], api: DataApi,
                 scope: Scope) -> dict[VariablePath, str] | str:
     if len(keys) != 1:
         return "the upstream sorts by one orderBy value"
-    node = scope.resolve_output(ordered[0].this)
+    node = scope.order_key(ordered[0].this)
     if not isinstance(node, exp.Column):
         return "only a bare column can be sorted upstream"
     column = scope.column(node)
@@ -336,47 +349,15 @@ def _push_order(keys: list[SortKey], ordered: list[exp.Ordered], api: DataApi,
 
 # -- select list, COUNT(*), ORDER BY -------------------------------------------
 
-def _output_name(node: exp.Expression) -> str:
-    """Postgres's name for a select item: the alias, the column, the function."""
-    if isinstance(node, exp.Alias):
-        return identifier(node.args["alias"])
-    if isinstance(node, exp.Column):
-        return identifier(node)
-    if isinstance(node, exp.Cast):
-        inner = node.this
-        if isinstance(inner, exp.Column):
-            return identifier(inner)
-        return CASTS.get(node.to.this, "?column?")
-    if isinstance(node, exp.Count):
-        return "count"
-    if isinstance(node, exp.Lower | exp.Upper):
-        return node.key.lower()
-    return "?column?"
-
-
 def _outputs(statement: exp.Select, scope: Scope) -> tuple[Output, ...]:
-    outputs: list[Output] = []
-    for item in statement.expressions:
-        if isinstance(item, exp.Star) or (isinstance(item, exp.Column)
-                                          and isinstance(item.this, exp.Star)):
-            outputs += [Output(c.name, scope.compile_column(c)) for c in
-                        scope.table.columns.values()]
-            continue
-        inner = item.this if isinstance(item, exp.Alias) else item
-        if isinstance(inner, exp.Count):
-            outputs.append(Output(_output_name(item), Expr(lambda row: None, "integer",
-                                                            "count(*)")))
-            continue
-        outputs.append(Output(_output_name(item), scope.compile(inner)))
-    scope.select = [item.this if isinstance(item, exp.Alias) else item
-                    for item in statement.expressions]
-    scope.aliases = {identifier(item.args["alias"]): item.this
-                     for item in statement.expressions if isinstance(item, exp.Alias)}
-    return tuple(outputs)
+    scope.set_outputs(statement.expressions)
+    return tuple(Output(name, Expr(lambda row: None, "integer", "count(*)")
+                        if isinstance(node, exp.Count) else scope.compile(node))
+                 for name, node in scope.outputs)
 
 
 def _count(statement: exp.Select, scope: Scope, where_pushed: bool) -> Count | None:
-    items = scope.select
+    items = [node for _, node in scope.outputs]
     counts = [i for i, node in enumerate(items) if isinstance(node, exp.Count)]
     group_by = statement.args.get("group")
     if not counts and group_by is None:
@@ -392,57 +373,47 @@ def _count(statement: exp.Select, scope: Scope, where_pushed: bool) -> Count | N
         raise UnsupportedSql("select COUNT(*) once, optionally with the GROUP BY column")
     group: Column | None = None
     if group_by is not None:
-        keys = [scope.resolve_output(k) for k in group_by.expressions]
+        keys = [scope.group_key(k) for k in group_by.expressions]
         if len(keys) != 1 or not isinstance(keys[0], exp.Column):
             raise UnsupportedSql("GROUP BY supports one column")
         group = scope.column(keys[0])
-    others = [node for i, node in enumerate(items) if i != counts[0]]
-    if any(not isinstance(n, exp.Column) or group is None or scope.column(n) != group
-           for n in others):
+        scope.mark(group)
+    others = [i for i in range(len(items)) if i != counts[0]]
+    selected = [items[i] for i in others]
+    if len(selected) > 1 or any(not isinstance(n, exp.Column) or group is None
+                                or scope.column(n) != group for n in selected):
         raise UnsupportedSql("with COUNT(*) select only the GROUP BY column")
     from_totals = where_pushed and (group is None or (
         group.groups is not None and group.filter is not None))
-    return Count(group, counts[0], from_totals)
+    return Count(group, counts[0], others[0] if others else None, from_totals)
 
 
-def _count_sort(order: exp.Order | None, outputs: tuple[Output, ...]) -> tuple[SortKey, ...]:
+def _count_sort(order: exp.Order | None, scope: Scope, count: Count) -> tuple[SortKey, ...]:
+    """ORDER BY over (group value, count) pairs: by position, COUNT(*), an output name
+    or the GROUP BY column, selected or not."""
     if order is None:
         return ()
     keys = []
-    names = [o.name for o in outputs]
+    group_type = count.group.type if count.group else "null"
     for ordered in order.expressions:
         node = ordered.this
-        if isinstance(node, exp.Literal) and not node.is_string and node.this.isdigit():
-            index = int(node.this) - 1
-        elif isinstance(node, exp.Count):
-            index = next((i for i, o in enumerate(outputs) if o.expr.sql == "count(*)"), -1)
-        elif isinstance(node, exp.Column) and node.name in names:
-            index = names.index(node.name)
+        index = scope.output_at(node)
+        named = scope.outputs_named(node)
+        if index is None and named:
+            index = named[0]
+        if isinstance(node, exp.Count) or (index is not None and index == count.count_index):
+            key = Expr(operator.itemgetter(1), "integer", "count")
+        elif index is not None or (count.group is not None and isinstance(node, exp.Column)
+                                   and scope.column(node) == count.group):
+            key = Expr(operator.itemgetter(0), group_type, "group")
         else:
             raise UnsupportedSql(f"ORDER BY {node.sql('postgres')}: with COUNT(*) order by "
-                                 "the selected columns")
-        if not 0 <= index < len(outputs):
-            raise UnsupportedSql(f"ORDER BY position {index + 1} is not in the select list")
-        keys.append(SortKey(Expr(operator.itemgetter(index), outputs[index].expr.type,
-                                 outputs[index].name),
-                            bool(ordered.args.get("desc")), not ordered.args.get("nulls_first")))
+                                 "the count or the GROUP BY column")
+        keys.append(SortKey(key, bool(ordered.args.get("desc")),
+                            not ordered.args.get("nulls_first")))
     return tuple(keys)
 
 
 def _sort_key(ordered: exp.Ordered, scope: Scope) -> SortKey:
-    node = scope.resolve_output(ordered.this)
-    return SortKey(scope.compile(node), bool(ordered.args.get("desc")),
-                   not ordered.args.get("nulls_first"))
-
-
-def sort_rows(rows: list[Any], keys: Sequence[SortKey]) -> None:
-    """Sort in place by the keys, Postgres's null placement included. Stable."""
-    for key in reversed(keys):
-        fn = key.expr.fn
-        null_rank = 1 if key.nulls_last != key.desc else 0
-
-        def rank(row: Any, fn: Fn = fn, null_rank: int = null_rank) -> tuple[int, Any]:
-            value = fn(row)
-            return (null_rank, None) if value is None else (1 - null_rank, value)
-
-        rows.sort(key=rank, reverse=key.desc)
+    return SortKey(scope.compile(scope.order_key(ordered.this)),
+                   bool(ordered.args.get("desc")), not ordered.args.get("nulls_first"))
