@@ -9,7 +9,6 @@ Anything outside the grammar raises `UnsupportedSql` naming the construct.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -18,6 +17,7 @@ from typing import Any, NoReturn
 from sqlglot import exp
 
 from legacy_bridge.errors import ColumnUnavailable, UnsupportedSql
+from legacy_bridge.sqllike import compile_like
 from legacy_bridge.sqlmap import Column, SqlTable
 from legacy_bridge.sqltypes import parse_date, parse_timestamp
 
@@ -263,23 +263,10 @@ class Scope:
         pattern = node.expression
         if not isinstance(pattern, exp.Literal) or not pattern.is_string:
             raise UnsupportedSql(f"{sql}: the pattern must be a text literal")
-        regex = like_regex(str(pattern.this), escape, isinstance(node, exp.ILike))
+        like = compile_like(str(pattern.this), escape, isinstance(node, exp.ILike))
         negate = bool(node.args.get("negate"))
         return Expr(lambda row: None if (v := subject.fn(row)) is None
-                    else (regex.fullmatch(v) is None) == negate, "boolean", sql)
-
-
-def like_regex(pattern: str, escape: str, ignore_case: bool) -> re.Pattern[str]:
-    out, i = [], 0
-    while i < len(pattern):
-        char = pattern[i]
-        if char == escape and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        out.append(".*" if char == "%" else "." if char == "_" else re.escape(char))
-        i += 1
-    return re.compile("".join(out), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+                    else like.matches(v) != negate, "boolean", sql)
 
 
 def _text(expr: Expr, what: str) -> Expr:
