@@ -22,6 +22,7 @@
     TokenFileError     - the token table cannot be used; at start-up.
     SchemaUnavailable  - a live upstream gave no schema to check tables against.
     CrawlError         - `compare crawl`: a side answered something other than a page.
+    LeaderCancelled    - internal: a shared upstream request lost its sender.
 
 Domain code raises these; one handler in `app.py` renders them. Messages are
 written for the client: they never carry a token, a key or upstream text.
@@ -131,3 +132,8 @@ class SchemaUnavailable(Exception):
 
 class CrawlError(Exception):
     """A side answered something other than a page (bad token, wrong plan, down)."""
+
+
+class LeaderCancelled(Exception):
+    """Internal to the upstream client: the caller sending a shared request was cancelled;
+    the callers waiting on it send it again themselves. Never reaches a client."""

@@ -28,6 +28,7 @@ from legacy_bridge import logs
 from legacy_bridge.breaker import Breaker
 from legacy_bridge.errors import (
     BridgeError,
+    LeaderCancelled,
     RateLimited,
     SchemaUnavailable,
     UpstreamError,
@@ -117,7 +118,12 @@ class Upstream:
         pending = self._inflight.get(flight)
         if pending is not None:
             self.coalesced += 1
-            data = await asyncio.shield(pending)
+            try:
+                data = await asyncio.shield(pending)
+            except LeaderCancelled:
+                # the caller that was sending it went away (client gone, its own
+                # deadline): this caller, still wanted, sends it itself
+                return await self.query(endpoint, document, variables, key)
         else:
             # The first caller sends it itself (no extra task, no extra loop hop);
             # callers arriving meanwhile wait on its future.
@@ -127,8 +133,7 @@ class Upstream:
             try:
                 data = await self._send(endpoint, body, key)
             except BaseException as exc:
-                future.set_exception(exc if isinstance(exc, Exception)
-                                     else UpstreamError("the request was cancelled"))
+                future.set_exception(exc if isinstance(exc, Exception) else LeaderCancelled())
                 raise
             else:
                 future.set_result(data)
