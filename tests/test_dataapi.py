@@ -286,3 +286,21 @@ async def test_order_by_one_nullable_column_puts_nulls_where_postgres_does(
     assert [row[0] for row in ours["rows"]] == [row[0] for row in theirs["rows"]]
     assert sorted(ours["rows"], key=repr) == sorted(theirs["rows"], key=repr)
     assert None in [row[0] for row in ours["rows"]]  # the data holds nulls to place
+
+
+@pytest.mark.parametrize(("sql", "rows"), [
+    ("SELECT email FROM roster_v1 WHERE node_key = 'cd0354' AND node_key = 'cd0281'", []),
+    ("SELECT COUNT(*) FROM roster_v1 WHERE node_key = 'cd0354' AND node_key = 'cd0281'",
+     [[0]]),
+    ("SELECT node_key, COUNT(*) FROM roster_v1 "
+     "WHERE node_key = 'nd025' AND node_key = 'cd0000' GROUP BY node_key", []),
+    ("SELECT email FROM roster_v1 "
+     "WHERE enrollment_state NOT IN ('enrolled', 'unenrolled', 'graduated', 'static_access')",
+     []),
+])
+async def test_conditions_that_exclude_every_row_answer_without_an_upstream_request(
+        proxy: httpx.AsyncClient, upstream_counts: Callable[[], dict[str, int]], sql: str,
+        rows: list[list[Any]]) -> None:
+    """An empty filter list is never sent: an upstream may read it as "no filter"."""
+    assert (await sql_answer(proxy, sql))["rows"] == rows
+    assert upstream_counts() == {}
