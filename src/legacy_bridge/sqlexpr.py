@@ -95,9 +95,19 @@ def sort_rows(rows: list[Any], keys: Sequence[SortKey]) -> None:
         rows.sort(key=rank, reverse=key.desc)
 
 
+BIGINT_DIGITS = 18  # a longer integer literal is refused before Python parses it
+
+
+def integer_literal(text: str, what: str) -> int:
+    """A digits-only literal as an int, refused past bigint as Postgres refuses it."""
+    if len(text.lstrip("0")) > BIGINT_DIGITS:
+        raise UnsupportedSql(f"{what} is out of range for type bigint")
+    return int(text)
+
+
 def _position(node: exp.Expression) -> int | None:
     if isinstance(node, exp.Literal) and not node.is_string and node.this.isdigit():
-        return int(node.this) - 1
+        return integer_literal(node.this, "the position") - 1
     return None
 
 
@@ -193,7 +203,10 @@ class Scope:
             if node.is_string:
                 text = str(node.this)
                 return Expr(lambda row: text, "unknown", sql)
-            number: int | float = int(node.this) if node.this.isdigit() else float(node.this)
+            if len(node.this) > 2 * BIGINT_DIGITS:
+                raise UnsupportedSql(f"the number {node.this[:20]}... is too long")
+            number: int | float = (int(node.this) if node.this.isdigit()
+                                   and len(node.this) <= BIGINT_DIGITS else float(node.this))
             return Expr(lambda row: number, "integer" if isinstance(number, int)
                         else "numeric", sql)
         if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal):
@@ -219,6 +232,9 @@ class Scope:
         if isinstance(node, exp.In):
             if node.args.get("query") or node.args.get("unnest") or node.args.get("field"):
                 raise UnsupportedSql(f"{sql}: IN takes a list of values")
+            if not node.expressions:
+                raise UnsupportedSql(f"{sql}: IN () is a syntax error in PostgreSQL; "
+                                     "list at least one value")
             subject = self.compile(node.this)
             items = [_unify(subject, self.compile(i), sql)[1] for i in node.expressions]
             if items:
@@ -323,8 +339,12 @@ def _in(value: Any, items: list[Any]) -> bool | None:
     return None if None in items else False
 
 
-def _converter(source: str, target: str, sql: str) -> Callable[[Any], Any]:
-    """How a value of type `source` becomes `target` (Postgres's casts, in brief)."""
+def _converter(source: str, target: str, sql: str, echo: bool) -> Callable[[Any], Any]:
+    """How a value of type `source` becomes `target` (Postgres's casts, in brief).
+
+    `echo`: a value that fails may be quoted in the error (the client's own literal);
+    a stored value never is (it may be a learner's).
+    """
     if source in (target, "null"):
         return lambda v: v
     if source in ("unknown", "text"):
@@ -339,7 +359,8 @@ def _converter(source: str, target: str, sql: str) -> Callable[[Any], Any]:
             try:
                 return parse(value)
             except ValueError:
-                raise UnsupportedSql(f"{sql}: {value!r} is not a valid {target}") from None
+                shown = repr(value) if echo else "a stored value"
+                raise UnsupportedSql(f"{sql}: {shown} is not a valid {target}") from None
 
         return checked
     if source == "timestamp" and target == "date":
@@ -360,7 +381,7 @@ def _no_cast(sql: str, source: str, target: str) -> NoReturn:
 def _coerce(expr: Expr, target: str) -> Expr:
     if expr.type == target:
         return expr
-    convert = _converter(expr.type, target, expr.sql)
+    convert = _converter(expr.type, target, expr.sql, echo=expr.type == "unknown")
     fn = expr.fn
     if expr.type == "unknown":  # a literal: convert once, now
         value = convert(fn({}))

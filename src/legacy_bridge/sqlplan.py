@@ -30,7 +30,7 @@ from sqlglot.errors import ParseError, TokenError
 
 from legacy_bridge.errors import ColumnUnavailable, UnsupportedSql
 from legacy_bridge.operations import VariablePath
-from legacy_bridge.sqlexpr import Expr, Scope, SortKey, and_, identifier
+from legacy_bridge.sqlexpr import Expr, Scope, SortKey, and_, identifier, integer_literal
 from legacy_bridge.sqlmap import Column, DataApi, SqlTable
 from legacy_bridge.sqltypes import to_json
 
@@ -41,6 +41,7 @@ _REFUSED = {
     exp.With: "WITH", exp.Distinct: "DISTINCT", exp.Having: "HAVING",
     exp.Insert: "INSERT", exp.Update: "UPDATE", exp.Delete: "DELETE",
     exp.Create: "CREATE", exp.Drop: "DROP", exp.Alter: "ALTER",
+    exp.TableSample: "TABLESAMPLE",
 }
 
 
@@ -264,7 +265,7 @@ def _offset_limit(statement: exp.Select) -> tuple[int, int | None]:
         value = node.args.get("expression")
         if not isinstance(value, exp.Literal) or value.is_string or not value.this.isdigit():
             raise UnsupportedSql(f"{word} must be a non-negative integer literal")
-        return int(value.this)
+        return integer_literal(value.this, word)
 
     return (number(statement.args.get("offset"), "OFFSET") or 0,
             number(statement.args.get("limit"), "LIMIT"))
@@ -302,7 +303,7 @@ def _push_filter(node: exp.Expression, scope: Scope) -> tuple[Column, list[str]]
             left, right = right, left
         target, literals = left, _literal_strings([right])
         negate = negate != isinstance(node, exp.NEQ)
-    elif isinstance(node, exp.In) and not node.args.get("query"):
+    elif isinstance(node, exp.In) and not node.args.get("query") and node.expressions:
         target, literals = node.this, _literal_strings(node.expressions)
     else:
         return "only =, <> and IN on a filter column reach the upstream"
