@@ -41,7 +41,8 @@ async def follow(emulator: httpx.AsyncClient, route: str, plan: dict[str, Any]) 
     variables = plan["variables"]
     after = paging["start"]["after"]
     if paging["cursor_only"]:
-        for first in paging["cursor_only"]["firsts"]:
+        walk = paging["cursor_only"]
+        for first in [walk["first"]] * (walk["requests"] - 1) + [walk["last_first"]]:
             step = {**variables["input"], "first": first}
             if after is not None:
                 step["after"] = after

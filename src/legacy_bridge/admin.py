@@ -65,7 +65,7 @@ JSON: <a href="usage.json">usage.json</a>.</p>
 
 def admin_routes(admin_token: str | None, routes: list[CompiledRoute], auth: Authenticator,
                  checkpoints: Checkpoints, usage: Usage, data_api: DataApiService | None,
-                 upstream_url: str) -> list[Route]:
+                 upstream_url: str, max_walk: int) -> list[Route]:
     async def explain_page(request: Request) -> Response:
         _guard(admin_token, request)
         url = request.query_params.get("url")
@@ -75,7 +75,7 @@ def admin_routes(admin_token: str | None, routes: list[CompiledRoute], auth: Aut
         query = query_key(auth.key_scope, compiled.route.endpoint, legacy.variables)
         checkpoint = await checkpoints.nearest(query, legacy.offset)
         return json_response(explain(compiled.route, compiled.page, compiled.walk, legacy,
-                                     checkpoint, upstream_url))
+                                     checkpoint, upstream_url, max_walk))
 
     async def explain_sql_page(request: Request) -> Response:
         _guard(admin_token, request)

@@ -214,7 +214,8 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
                StarletteRoute("/openapi.json", openapi_json, methods=["GET"])]
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     routes += admin_routes(admin_token, bridge.routes, bridge.auth, bridge.checkpoints,
-                           bridge.usage, sql, settings.upstream_url)
+                           bridge.usage, sql, settings.upstream_url,
+                           settings.max_walk_requests)
     logs.setup()
     route_headers = {c.route.path: [(k.lower().encode(), v.encode()) for k, v in c.route.headers]
                      for c in bridge.routes if c.route.headers}

@@ -157,10 +157,10 @@ def explain(url: str, mappings_dir: Path | None, upstream_url: str | None) -> No
         raise click.ClickException(str(exc)) from None
     try:
         compiled, legacy = resolve(routes, url)
+        answer = explain_request(compiled.route, compiled.page, compiled.walk, legacy,
+                                 (0, None), settings.upstream_url, settings.max_walk_requests)
     except BridgeError as exc:
         raise click.ClickException(exc.message) from None
-    answer = explain_request(compiled.route, compiled.page, compiled.walk, legacy,
-                             (0, None), settings.upstream_url)
     click.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
 
 

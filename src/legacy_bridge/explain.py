@@ -14,8 +14,9 @@ import json
 import math
 from typing import Any
 
+from legacy_bridge.errors import PageTooDeep
 from legacy_bridge.mapping import FieldRule, Route
-from legacy_bridge.pagination import walk_steps
+from legacy_bridge.pagination import walk_requests, walk_steps
 from legacy_bridge.params import Request
 from legacy_bridge.query import Document, count_document, input_variables, rows_document
 from legacy_bridge.sqlmap import DataApi
@@ -27,9 +28,18 @@ def _source(rule: FieldRule) -> str:
 
 
 def explain(route: Route, page: Document, walk: Document, legacy: Request,
-            checkpoint: tuple[int, str | None], upstream_url: str) -> dict[str, Any]:
+            checkpoint: tuple[int, str | None], upstream_url: str,
+            max_walk: int) -> dict[str, Any]:
+    """Raises PageTooDeep, as the route does, for a page past BRIDGE_MAX_WALK_REQUESTS:
+    the answer's size is bounded by that setting, never by the page number."""
     start, cursor = checkpoint
-    steps, drop = walk_steps(legacy.offset - start, legacy.per_page, route.max_first)
+    skip = legacy.offset - start
+    needed = walk_requests(skip, legacy.per_page, route.max_first)
+    if needed > max_walk:
+        raise PageTooDeep(f"reaching offset {legacy.offset} takes {needed} upstream "
+                          f"requests, more than the {max_walk} allowed; read this far with "
+                          f"the {route.api} GraphQL API and its cursors")
+    steps, drop = walk_steps(skip, legacy.per_page, route.max_first)
     wanted = drop + legacy.per_page
     first = min(wanted, route.max_first)
     variables = input_variables(legacy.variables, route.connection, first,
@@ -41,9 +51,11 @@ def explain(route: Route, page: Document, walk: Document, legacy: Request,
         "start": {"offset": start, "after": cursor,
                   "from": "a remembered cursor" if cursor else "the start"},
         "cursor_only_requests": len(steps),
-        "cursor_only": {"query": walk.text, "firsts": steps,
+        "cursor_only": {"query": walk.text, "requests": len(steps), "first": steps[0],
+                        "last_first": steps[-1],
                         "note": "each request's `after` is the last edge cursor of the one "
-                                "before"} if steps else None,
+                                "before; every `first` is `first` but the last"}
+        if steps else None,
         "then": {"first": first, "drop": drop,
                  "note": "the page is the edges after dropping the first `drop`"},
         "upstream_requests": len(steps) + math.ceil(wanted / route.max_first),
@@ -87,7 +99,7 @@ def _python(endpoint: str, page: Document, walk: Document, route: Route,
 # Walk to the page with cursor-only requests, `first` as listed.
 WALK = {walk.text!r}
 after = {cursor!r}
-for first in {steps!r}:
+for first in [{steps[0] if steps else 0}] * {len(steps) - 1} + [{steps[-1] if steps else 0}]:
     step = {{**variables["input"], {conn.first_variable!r}: first}}
     if after is not None:
         step[{conn.after_variable!r}] = after
