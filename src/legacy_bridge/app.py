@@ -124,7 +124,8 @@ def _components(settings: Settings, transport: httpx.AsyncBaseTransport | None,
         breaker_failures=settings.breaker_failures, breaker_reset=settings.breaker_reset,
         concurrency=settings.upstream_concurrency,
         queue_timeout=settings.upstream_queue_timeout,
-        max_response_bytes=settings.upstream_max_response_bytes), transport, observe, clock)
+        max_response_bytes=settings.upstream_max_response_bytes), transport, observe, clock,
+        passthrough=auth.mode == "passthrough")
     modes = {c.route.mode or settings.mode for c in routes}
     if data_api is not None:
         modes.add(data_api.mode or settings.mode)

@@ -69,7 +69,8 @@ class DataApiService:
         self.count_document = count_document(api)
         self.catalog_document = (Document(api.catalog.document, "LegacyDataApiCatalog")
                                  if api.catalog else None)
-        self._titles: TTLCache[str, dict[str, str]] = TTLCache(1, settings.catalog_ttl,
+        # per credential: in passthrough mode each client's key may see other programs
+        self._titles: TTLCache[str, dict[str, str]] = TTLCache(256, settings.catalog_ttl,
                                                                timer=clock)
         self._titles_lock = asyncio.Lock()
 
@@ -251,11 +252,13 @@ class DataApiService:
         return pairs
 
     async def titles(self, key: str) -> dict[str, str]:
-        """Catalog program titles by key: one request, reused for BRIDGE_CATALOG_TTL."""
+        """Catalog program titles by key: one request per credential, reused for
+        BRIDGE_CATALOG_TTL."""
         catalog, document = self.api.catalog, self.catalog_document
         assert catalog is not None and document is not None
+        credential = hashlib.sha256(key.encode()).hexdigest()
         async with self._titles_lock:
-            cached = self._titles.get("titles")
+            cached = self._titles.get(credential)
             if cached is None:
                 data: Any = await self.upstream.query(catalog.endpoint, document, {}, key)
                 try:
@@ -264,7 +267,7 @@ class DataApiService:
                     cached = {str(p[catalog.key]): p[catalog.value] for p in data}
                 except (KeyError, TypeError) as exc:
                     raise UpstreamError("the catalog answered an unexpected shape") from exc
-                self._titles["titles"] = cached
+                self._titles[credential] = cached
             return cached
 
 

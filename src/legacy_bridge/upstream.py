@@ -31,6 +31,7 @@ from legacy_bridge.errors import (
     LeaderCancelled,
     RateLimited,
     SchemaUnavailable,
+    Unauthorized,
     UpstreamError,
     UpstreamOutage,
     UpstreamQueryError,
@@ -76,8 +77,12 @@ class Upstream:
     def __init__(self, base_url: str, policy: Policy,
                  transport: httpx.AsyncBaseTransport | None = None,
                  observe: Observer | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 passthrough: bool = False) -> None:
         self.policy = policy
+        # A refused key is the proxy's own (the operator's problem: 502, logged as an
+        # error), or in passthrough mode the client's own: 401, as the old API said.
+        self._passthrough = passthrough
         self._clock = clock  # the breakers' time
         self._observe = observe
         self._base = base_url.rstrip("/")
@@ -232,6 +237,10 @@ class Upstream:
             raise RateLimited("the upstream is rate limiting requests; retry later",
                               {"Retry-After": _retry_after(response.headers.get("retry-after"))})
         if status in (401, 403):
+            if self._passthrough:
+                log.info("upstream refused a client's own credential", status=status,
+                         endpoint=endpoint)
+                raise Unauthorized("the upstream refused this credential")
             log.error("upstream refused the proxy's API key", status=status, endpoint=endpoint)
             raise UpstreamError("the upstream refused the proxy's credentials")
         if status >= 500:

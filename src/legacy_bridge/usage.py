@@ -13,7 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from legacy_bridge import logs
 from legacy_bridge.store import Store, UsageRow
+
+log = logs.get("legacy_bridge.usage")
 
 Key = tuple[str, str, str, str]  # client, route, kind, name
 
@@ -51,14 +54,34 @@ class Usage:
             self.record(client, route, params, [])
 
     async def flush(self) -> None:
+        """Write what was counted; on a store failure the counts stay for the next try."""
         pending, self._pending = self._pending, {}
-        if pending:
-            rows = [UsageRow(*key, tally.count, tally.last_seen)
-                    for key, tally in pending.items()]
+        if not pending:
+            return
+        rows = [UsageRow(*key, tally.count, tally.last_seen) for key, tally in pending.items()]
+        try:
             await self.store.later(self.store.add_usage, rows)
+        except Exception:  # (a cancelled flush still writes: its thread goes on)
+            for key, tally in pending.items():  # merged with what arrived meanwhile
+                newer = self._pending.get(key)
+                if newer is None:
+                    self._pending[key] = tally
+                else:
+                    newer.count += tally.count
+            raise
 
-    async def run(self, every: float) -> None:
-        """Flush forever, every `every` seconds (cancelled at shutdown)."""
+    async def run(self, every: float, most: float = 300.0) -> None:
+        """Flush forever, every `every` seconds (cancelled at shutdown). A failed flush
+        (the store restarting, a locked file) is logged and retried with a doubling
+        wait of at most `most` seconds; nothing counted is lost meanwhile."""
+        wait = every
         while True:
-            await asyncio.sleep(every)
-            await self.flush()
+            await asyncio.sleep(wait)
+            try:
+                await self.flush()
+            except Exception as exc:
+                wait = min(wait * 2, most)
+                log.warning("usage not written; retrying", error=type(exc).__name__,
+                            retry_in_s=wait)
+            else:
+                wait = every
