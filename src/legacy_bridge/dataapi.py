@@ -77,6 +77,9 @@ class DataApiService:
     async def receive(self, request: Request) -> bytes:
         return await self.read_body(request)
 
+    def relayable(self, request: Request) -> None:
+        return None  # one fixed path
+
     def relayed_params(self, request: Request) -> list[str]:
         return []
 

@@ -60,6 +60,10 @@ class Surface(Protocol):
                         count_usage: bool = True) -> Response:
         """authenticate -> parse -> scope -> plan -> execute -> rewrite -> respond."""
 
+    def relayable(self, request: Request) -> None:
+        """Raise InvalidParameter unless the path is one the old API may be sent: its
+        parameters of the declared kinds, so nothing outside the routes is reached."""
+
     def relayed_params(self, request: Request) -> list[str]:
         """The declared parameters a relayed request used, for the usage report."""
 
@@ -88,6 +92,7 @@ class Pipeline:
         relay = self.relay
         assert relay is not None  # create_app refuses these modes without BRIDGE_LEGACY_URL
         if mode == "legacy":
+            surface.relayable(request)
             streamed = await relay.stream(request, body)
             self._count_relayed(surface, request, streamed.status_code)
             return streamed
@@ -95,6 +100,7 @@ class Pipeline:
             try:
                 return await surface.translate(request, body)
             except FALLBACK_ON as exc:
+                surface.relayable(request)
                 self.metrics.fallbacks.labels(surface.name).inc()
                 log.warning("translation failed upstream; answered from legacy",
                             route=surface.name, code=exc.code)
@@ -103,6 +109,13 @@ class Pipeline:
 
     async def _shadowed(self, surface: Surface, request: Request, body: bytes | None,
                         relay: LegacyRelay) -> Response:
+        if self.primary == "legacy":
+            surface.relayable(request)
+        else:
+            try:
+                surface.relayable(request)
+            except BridgeError:  # the translation answers (400); nothing to compare with
+                return await surface.translate(request, body)
         comparison = surface.comparison(request, body)
         if comparison is None:  # answered by the primary side alone
             if self.primary == "legacy":

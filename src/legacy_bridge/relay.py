@@ -34,6 +34,11 @@ class Relayed:
     headers: dict[str, str]
 
 
+def _connection_named(values: list[str]) -> set[str]:
+    """Headers a `Connection` header names are hop-by-hop too (RFC 9110 7.6.1)."""
+    return {name.strip().lower() for value in values for name in value.split(",")}
+
+
 class LegacyRelay:
     def __init__(self, base_url: str, timeout: float,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
@@ -41,12 +46,23 @@ class LegacyRelay:
                                          transport=transport)
 
     def _request(self, request: Request, body: bytes | None) -> httpx.Request:
+        """The request as the old API gets it: the path as the client wrote it (never
+        decoded, so `%2E%2E` stays a name, not a step up), no hop-by-hop headers nor
+        those `Connection` names, the client appended to X-Forwarded-For, and the
+        proxy's cleaned request id."""
         # Content-Length follows the body the proxy sends, not the one it was sent.
-        headers = [(k, v) for k, v in request.headers.raw
-                   if k.decode().lower() not in HOP | {"content-length"}]
-        return self._client.build_request(request.method, request.url.path,
-                                          params=request.url.query, headers=headers,
-                                          content=body)
+        dropped = HOP | _connection_named(request.headers.getlist("connection")) | {
+            "content-length", "x-forwarded-for", "x-request-id"}
+        headers = [(k, v) for k, v in request.headers.raw if k.decode().lower() not in dropped]
+        forwarded = [*request.headers.getlist("x-forwarded-for"),
+                     request.client.host if request.client else "unknown"]
+        headers.append((b"x-forwarded-for", ", ".join(forwarded).encode("latin-1")))
+        stats = logs.current.get()
+        if stats is not None:
+            headers.append((b"x-request-id", stats.request_id.encode()))
+        path = (request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1")
+        return self._client.build_request(request.method, path, params=request.url.query,
+                                          headers=headers, content=body)
 
     async def _send(self, request: Request, body: bytes | None,
                     stream: bool) -> httpx.Response:
@@ -62,14 +78,16 @@ class LegacyRelay:
     async def stream(self, request: Request, body: bytes | None = None) -> Response:
         """Relay one request (with `body`, already read by the proxy, for a POST)."""
         upstream = await self._send(request, body, stream=True)
-        headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP}
+        dropped = HOP | _connection_named(upstream.headers.get_list("connection"))
+        headers = {k: v for k, v in upstream.headers.items() if k.lower() not in dropped}
         return StreamingResponse(upstream.aiter_raw(), upstream.status_code, headers,
                                  background=BackgroundTask(upstream.aclose))
 
     async def fetch(self, request: Request, body: bytes | None = None) -> Relayed:
         upstream = await self._send(request, body, stream=False)
-        headers = {k: v for k, v in upstream.headers.items()
-                   if k.lower() not in HOP | {"content-length", "content-encoding"}}
+        dropped = HOP | _connection_named(upstream.headers.get_list("connection")) | {
+            "content-length", "content-encoding"}
+        headers = {k: v for k, v in upstream.headers.items() if k.lower() not in dropped}
         return Relayed(upstream.status_code, upstream.content, headers)
 
     async def aclose(self) -> None:

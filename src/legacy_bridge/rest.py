@@ -31,6 +31,7 @@ from legacy_bridge.pagination import (
     read_all,
     read_page,
 )
+from legacy_bridge.paramtypes import PARAM_TYPES
 from legacy_bridge.pipeline import Comparison
 from legacy_bridge.query import Document, input_variables
 from legacy_bridge.responses import json_response
@@ -96,6 +97,11 @@ class RestRoute:
         held = {"items": items, "total": page.total, "page": legacy.page,
                 "per_page": legacy.per_page}
         return json_response({key: held[role] for key, role in route.envelope})
+
+    def relayable(self, request: Request) -> None:
+        for param in self.compiled.route.params.values():
+            if param.source == "path":
+                PARAM_TYPES[param.type].parse(param, request.path_params[param.name])
 
     def relayed_params(self, request: Request) -> list[str]:
         return [p for p in request.query_params if p in self.compiled.route.params]
