@@ -11,6 +11,7 @@ from the translation's recorded upstream exchanges (its `Tape`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import random
 from collections import Counter
@@ -82,6 +83,9 @@ def diff_answers(route: Route, legacy: Reply, bridge: Reply,
         differences += [{"record": k, "path": "(record)", "legacy": "absent",
                          "bridge": "present"} for k in result.bridge_only]
         differences += [d.__dict__ for d in result.differences]
+    for side in (theirs, ours):  # one side answered records, the other did not (an error):
+        if isinstance(side, dict) and isinstance(side.get(items), list):  # never store them
+            side[items] = f"{len(side[items])} records"
     if isinstance(theirs, dict) and isinstance(ours, dict):  # the envelope
         differences += [{"record": "", "path": path,
                          "legacy": None if left is ABSENT else left,
@@ -89,8 +93,16 @@ def diff_answers(route: Route, legacy: Reply, bridge: Reply,
                         for path, agrees, left, right
                         in field_comparisons(theirs, ours, route.compare) if not agrees]
     elif theirs != ours:
-        differences.append({"record": "", "path": "(body)", "legacy": theirs, "bridge": ours})
+        differences.append({"record": "", "path": "(body)", "legacy": _shape(theirs),
+                            "bridge": _shape(ours)})
     return not differences, differences
+
+
+def _shape(body: Any) -> Any:
+    """A body that is not an envelope, as stored: its kind and size, never its values."""
+    if isinstance(body, list | dict):
+        return f"a JSON {type(body).__name__} of {len(body)}"
+    return body if body is None or isinstance(body, bool | int | float) else "a JSON value"
 
 
 def golden_case(route: Route, request: str, legacy: Reply, bridge: Reply,
@@ -112,13 +124,39 @@ def golden_case(route: Route, request: str, legacy: Reply, bridge: Reply,
     if bridge.tape.checkpoint[1] is not None:
         offset, after = bridge.tape.checkpoint
         case["checkpoint"] = {"offset": offset, "after": after}
-    if not keep_pii and isinstance(expected, dict):
-        items = expected.get(route.key_of("items"), [])
-        values = {str(v) for item in items if isinstance(item, dict)
-                  for path, v in leaves(item) if path in route.compare.pii and v}
+    if not keep_pii:
+        values = _personal_values(route, expected, bridge)
         case = _replace(case, {v: "sha256:" + hashlib.sha256(v.encode()).hexdigest()[:16]
                                for v in values})
     return orjson.dumps(case).decode()
+
+
+def _personal_values(route: Route, expected: Any, bridge: Reply) -> set[str]:
+    """Every personal value the case holds, whatever either side answered: the `pii`
+    fields of both sides' records, and the GraphQL fields they come from in the
+    recorded upstream replies."""
+    items = route.key_of("items")
+    bodies = [expected]
+    with contextlib.suppress(orjson.JSONDecodeError):
+        bodies.append(orjson.loads(bridge.body))
+    values = {str(v) for body in bodies if isinstance(body, dict)
+              for item in body.get(items) or [] if isinstance(item, dict)
+              for path, v in leaves(item) if path in route.compare.pii and v}
+    sources = {rule.source for rule in route.fields
+               if rule.source and ".".join(rule.path) in route.compare.pii}
+
+    def collect(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if key in sources and isinstance(inner, str) and inner:
+                    values.add(inner)
+                collect(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                collect(inner)
+
+    collect(bridge.tape.exchanges if bridge.tape else [])
+    return values
 
 
 def _replace(value: Any, table: dict[str, str]) -> Any:
