@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from legacy_bridge import logs
-from legacy_bridge.auth import COMPANY_SCOPE, Authenticator
+from legacy_bridge.auth import COMPANY_SCOPE, Authenticator, Client
 from legacy_bridge.errors import (
     BridgeError,
     Forbidden,
@@ -93,13 +93,18 @@ class DataApiService:
         return Comparison(f"POST {self.api.path} {asked}",
                           diff=lambda old, new: diff_sql_answers(old, new, keep_pii))
 
-    async def translate(self, request: Request, body: bytes | None, tape: Tape | None = None,
-                        count_usage: bool = True) -> Response:
-        # authenticate -> scope -> parse the body: nothing goes upstream before these
+    def admit(self, request: Request) -> Client:
+        """The token and its scope: checked before the body is read."""
         client = self.auth.client(request.headers.get("authorization"))
         request.state.client = client.label
         if COMPANY_SCOPE not in client.plans:
             raise Forbidden("the Data API needs a company-wide token; this one is for plans")
+        return client
+
+    async def translate(self, request: Request, body: bytes | None, tape: Tape | None = None,
+                        count_usage: bool = True) -> Response:
+        # authenticate -> scope -> parse the body: nothing goes upstream before these
+        client = self.admit(request)
         sql = sql_of(body or b"", request.headers.get("content-type", ""))
         # plan: what the upstream does, what runs here
         query_plan = plan(sql, self.api)
@@ -131,12 +136,16 @@ class DataApiService:
 
     async def read_body(self, request: Request) -> bytes:
         """The request body, refused past BRIDGE_SQL_MAX_BYTES without reading it all."""
-        limit = self.settings.sql_max_bytes
+        limit, deadline = self.settings.sql_max_bytes, self.settings.total_deadline
         body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise InvalidParameter(f"the SQL is longer than {limit} bytes")
+        try:
+            async with asyncio.timeout(deadline):  # a trickling client holds nothing long
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > limit:
+                        raise InvalidParameter(f"the SQL is longer than {limit} bytes")
+        except TimeoutError:
+            raise InvalidParameter(f"the SQL did not arrive within {deadline:g} s") from None
         return body
 
     async def read_sql(self, request: Request) -> str:

@@ -53,6 +53,9 @@ class Surface(Protocol):
     name: str  # for metrics, usage and the store
     mode: Mode | None  # the table's override of BRIDGE_MODE
 
+    def admit(self, request: Request) -> object:
+        """What must hold before the body is read when the proxy answers (the token)."""
+
     async def receive(self, request: Request) -> bytes | None:
         """The request body the relay forwards (None for a GET); read once."""
 
@@ -85,8 +88,11 @@ class Pipeline:
         return handle
 
     async def handle(self, surface: Surface, request: Request) -> Response:
-        body = await surface.receive(request)
         mode = surface.mode or self.mode
+        if mode in ("graphql", "graphql-fallback") or (
+                mode == "shadow" and self.primary == "graphql"):
+            surface.admit(request)  # the proxy answers: no body is read for a stranger
+        body = await surface.receive(request)
         if mode == "graphql":
             return await surface.translate(request, body)
         relay = self.relay

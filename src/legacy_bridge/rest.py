@@ -61,6 +61,9 @@ class RestRoute:
         self.auth, self.upstream, self.checkpoints = auth, upstream, checkpoints
         self.usage, self.limits = usage, limits
 
+    def admit(self, request: Request) -> None:
+        return None  # a GET has no body; the token is checked in its contract order
+
     async def receive(self, request: Request) -> bytes | None:
         return None  # a GET: nothing to forward but the URL and headers
 
