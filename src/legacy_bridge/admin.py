@@ -82,7 +82,7 @@ def admin_routes(admin_token: str | None, routes: list[CompiledRoute], auth: Aut
         service = data_api
         if service is None:
             raise NotFound("no Data API table is loaded")
-        query_plan = plan(await service.read_sql(request), service.api)
+        query_plan = plan(await service.read_sql(request), service.api, service.limits)
         total = None
         if not query_plan.empty and not (query_plan.count and query_plan.count.from_totals):
             total = await service.total(query_plan.variables, auth.api_key)

@@ -31,6 +31,7 @@ from legacy_bridge.mapping import load_mappings
 from legacy_bridge.operations import bundled_schema
 from legacy_bridge.routes import compile_route, resolve
 from legacy_bridge.settings import PACKAGED_MAPPINGS, Settings
+from legacy_bridge.sqlexpr import SqlLimits
 from legacy_bridge.sqlmap import load_data_api
 from legacy_bridge.sqlplan import plan as plan_sql
 from legacy_bridge.store import Store
@@ -188,7 +189,8 @@ def explain_sql_command(sql: str, mappings_dir: Path | None, upstream_url: str |
     if api is None:
         raise click.ClickException(f"no Data API table ([data_api]) in {settings.mappings_dir}")
     try:
-        answer = explain_sql(plan_sql(sql, api), api, settings.upstream_url)
+        limits = SqlLimits(settings.sql_max_in_items, settings.sql_max_like_wildcards)
+        answer = explain_sql(plan_sql(sql, api, limits), api, settings.upstream_url)
     except BridgeError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from None
     click.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode() if as_json

@@ -32,6 +32,7 @@ from legacy_bridge.errors import (
     Forbidden,
     InvalidParameter,
     ResultTooLarge,
+    UnsupportedSql,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -43,7 +44,7 @@ from legacy_bridge.query import Document, count_document, input_variables, rows_
 from legacy_bridge.responses import json_response
 from legacy_bridge.settings import Settings
 from legacy_bridge.shadow import Tape, diff_sql_answers
-from legacy_bridge.sqlexpr import Row, sort_rows
+from legacy_bridge.sqlexpr import Row, SqlLimits, sort_rows
 from legacy_bridge.sqlmap import Column, DataApi
 from legacy_bridge.sqlplan import Plan, plan
 from legacy_bridge.sqltypes import to_json
@@ -51,6 +52,8 @@ from legacy_bridge.upstream import Upstream
 from legacy_bridge.usage import Usage
 
 log = logs.get("legacy_bridge.dataapi")
+# evaluation runs this long at most before the event loop serves other requests
+YIELD_EVERY = 0.005
 
 
 class DataApiService:
@@ -66,6 +69,7 @@ class DataApiService:
         self.auth = auth
         self.settings = settings
         self.usage = usage
+        self.limits = SqlLimits(settings.sql_max_in_items, settings.sql_max_like_wildcards)
         self.count_document = count_document(api)
         self.catalog_document = (Document(api.catalog.document, "LegacyDataApiCatalog")
                                  if api.catalog else None)
@@ -107,7 +111,7 @@ class DataApiService:
         client = self.admit(request)
         sql = sql_of(body or b"", request.headers.get("content-type", ""))
         # plan: what the upstream does, what runs here
-        query_plan = plan(sql, self.api)
+        query_plan = plan(sql, self.api, self.limits)
         columns = [o.name for o in query_plan.outputs]
         wants_csv = "text/csv" in request.headers.get("accept", "")
         # query upstream -> rewrite
@@ -205,12 +209,25 @@ class DataApiService:
         residual = query_plan.residual.fn if query_plan.residual else None
         pages_of = self._pages(query_plan, key, rows_document(self.api, (
             *query_plan.columns_read, *extra)))
+        budget, spent = self.settings.sql_max_cpu_seconds, 0.0
         async with contextlib.aclosing(pages_of) as pages:
             async for nodes in pages:
+                started = time.perf_counter()
                 for node in nodes:
                     row = build(node)
                     if residual is None or residual(row) is True:
                         yield row
+                    now = time.perf_counter()
+                    if now - started > YIELD_EVERY:  # let other requests in
+                        spent += now - started
+                        if spent > budget:
+                            raise UnsupportedSql(
+                                f"the statement needs more than {budget:g} s of evaluation "
+                                "in the proxy (BRIDGE_SQL_MAX_CPU_SECONDS); narrow the WHERE "
+                                "with conditions the upstream can filter on")
+                        await asyncio.sleep(0)
+                        started = time.perf_counter()
+                spent += time.perf_counter() - started
 
     async def _pages(self, query_plan: Plan, key: str,
                      document: Document) -> AsyncGenerator[list[dict[str, Any]], None]:

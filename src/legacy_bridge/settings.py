@@ -77,6 +77,14 @@ class Settings(BaseSettings):
                               "streamed CSV without a client-side sort has no bound")
     sql_max_bytes: int = Field(65_536, ge=256, description="Data API: longest SQL request "
                                "body accepted (else 400)")
+    sql_max_in_items: int = Field(1000, ge=1, description="Data API: most values in one IN "
+                                  "list (else 400 unsupported_sql)")
+    sql_max_like_wildcards: int = Field(32, ge=1, description="Data API: most % and _ in one "
+                                        "LIKE pattern (else 400 unsupported_sql)")
+    sql_max_cpu_seconds: float = Field(10.0, gt=0, description="Data API: most seconds one "
+                                       "statement may spend evaluating rows in the proxy "
+                                       "(else 400 unsupported_sql); other requests are served "
+                                       "in between")
     catalog_ttl: float = Field(3600.0, gt=0, description="Data API: seconds the Catalog API's "
                                "program titles (nd_title) are reused before a refetch")
     mode: Mode = Field(

@@ -111,11 +111,20 @@ def _position(node: exp.Expression) -> int | None:
     return None
 
 
+@dataclass(frozen=True)
+class SqlLimits:
+    """Bounds on what one statement may ask the proxy to evaluate (settings)."""
+
+    max_in_items: int = 1000  # values in one IN list
+    max_like_wildcards: int = 32  # % and _ in one LIKE pattern
+
+
 @dataclass
 class Scope:
     """Name resolution and typed compilation of expressions over one table."""
 
     table: SqlTable
+    limits: SqlLimits = field(default_factory=SqlLimits)
     read: dict[str, Column] = field(default_factory=dict)
     # the select list, `*` expanded: (output name, expression without its alias)
     outputs: list[tuple[str, exp.Expression]] = field(default_factory=list)
@@ -235,11 +244,16 @@ class Scope:
             if not node.expressions:
                 raise UnsupportedSql(f"{sql}: IN () is a syntax error in PostgreSQL; "
                                      "list at least one value")
+            if len(node.expressions) > self.limits.max_in_items:
+                raise UnsupportedSql(f"an IN list holds more than {self.limits.max_in_items} "
+                                     "values (BRIDGE_SQL_MAX_IN_ITEMS)")
             subject = self.compile(node.this)
             items = [_unify(subject, self.compile(i), sql)[1] for i in node.expressions]
-            if items:
-                subject = _unify(subject, items[0], sql)[0]
-            return Expr(lambda row: _in(subject.fn(row), [i.fn(row) for i in items]),
+            subject = _unify(subject, items[0], sql)[0]
+            if not any(i.find(exp.Column) for i in node.expressions):  # constants: a set
+                values = {i.fn({}) for i in items}
+                return Expr(lambda row: _in(subject.fn(row), values), "boolean", sql)
+            return Expr(lambda row: _in(subject.fn(row), {i.fn(row) for i in items}),
                         "boolean", sql)
         if isinstance(node, exp.Is):
             if not isinstance(node.expression, exp.Null):
@@ -279,6 +293,11 @@ class Scope:
         pattern = node.expression
         if not isinstance(pattern, exp.Literal) or not pattern.is_string:
             raise UnsupportedSql(f"{sql}: the pattern must be a text literal")
+        wildcards = sum(str(pattern.this).count(w) for w in "%_")
+        if wildcards > self.limits.max_like_wildcards:
+            raise UnsupportedSql(f"a LIKE pattern holds more than "
+                                 f"{self.limits.max_like_wildcards} wildcards "
+                                 "(BRIDGE_SQL_MAX_LIKE_WILDCARDS)")
         like = compile_like(str(pattern.this), escape, isinstance(node, exp.ILike))
         negate = bool(node.args.get("negate"))
         return Expr(lambda row: None if (v := subject.fn(row)) is None
@@ -331,7 +350,7 @@ def _compare(left: Expr, right: Expr, kind: type[exp.Expression], sql: str) -> E
                 else op(x, y), "boolean", sql)
 
 
-def _in(value: Any, items: list[Any]) -> bool | None:
+def _in(value: Any, items: set[Any]) -> bool | None:
     if value is None:
         return None
     if value in items:

@@ -30,7 +30,15 @@ from sqlglot.errors import ParseError, TokenError
 
 from legacy_bridge.errors import ColumnUnavailable, UnsupportedSql
 from legacy_bridge.operations import VariablePath
-from legacy_bridge.sqlexpr import Expr, Scope, SortKey, and_, identifier, integer_literal
+from legacy_bridge.sqlexpr import (
+    Expr,
+    Scope,
+    SortKey,
+    SqlLimits,
+    and_,
+    identifier,
+    integer_literal,
+)
 from legacy_bridge.sqlmap import Column, DataApi, SqlTable
 from legacy_bridge.sqltypes import to_json
 
@@ -117,23 +125,24 @@ class Plan:
         return f"{pages}" if self.early_stop is None or not self.residual else f"up to {pages}"
 
 
+DEFAULT_LIMITS = SqlLimits()
 MAX_DEPTH = 200  # expression nesting; keeps parsing and per-row evaluation off the stack limit
 
 
-def plan(sql: str, api: DataApi) -> Plan:
+def plan(sql: str, api: DataApi, limits: SqlLimits = DEFAULT_LIMITS) -> Plan:
     """The plan of one SQL statement; raises UnsupportedSql or ColumnUnavailable."""
     try:
-        return _plan(sql, api)
+        return _plan(sql, api, limits)
     except RecursionError:
         raise UnsupportedSql(f"the statement nests more than {MAX_DEPTH} levels deep") from None
 
 
-def _plan(sql: str, api: DataApi) -> Plan:
+def _plan(sql: str, api: DataApi, limits: SqlLimits) -> Plan:
     statement = _parse(sql)
     if _depth(statement) > MAX_DEPTH:
         raise UnsupportedSql(f"the statement nests more than {MAX_DEPTH} levels deep")
     table = _table(statement, api)
-    scope = Scope(table)
+    scope = Scope(table, limits)
     outputs = _outputs(statement, scope)
     where = statement.args.get("where")
     conjuncts = _conjuncts(where.this) if where is not None else []
