@@ -132,7 +132,8 @@ class DataApiService:
             self.usage.record(client.label, self.name, [], columns)
         # respond
         if wants_csv:
-            return StreamingResponse(csv_lines(columns, first, rows, self.name),
+            return StreamingResponse(csv_lines(columns, first, rows, self.name,
+                                               self.settings.csv_neutralize_formulas),
                                      media_type="text/csv; charset=utf-8")
         names = self.api.response
         return json_response({names.columns: columns, names.rows: answer,
@@ -359,23 +360,25 @@ async def _first(rows: AsyncIterator[list[Any]]) -> list[Any] | None:
 
 async def csv_lines(columns: list[str], first: list[Any] | None,
                     rest: AsyncGenerator[list[Any], None], route: str,
-                    chunk: int = 500) -> AsyncIterator[str]:
+                    neutralize: bool = False, chunk: int = 500) -> AsyncIterator[str]:
     """CSV with a header row, written out every `chunk` rows as they arrive.
 
     The status (200) is already sent: a failure from here on ends the body
     without its final chunk, so the client sees a cut-off transfer, never a
-    short file that looks complete.
+    short file that looks complete. `neutralize` (BRIDGE_CSV_NEUTRALIZE_FORMULAS)
+    prefixes text cells a spreadsheet would run as a formula with `'`.
     """
+    cell = _neutralized if neutralize else _csv_value
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(columns)
     if first is not None:
-        writer.writerow([_csv_value(v) for v in first])
+        writer.writerow([cell(v) for v in first])
         written = 1
         async with contextlib.aclosing(rest) as rows:
             try:
                 async for row in rows:
-                    writer.writerow([_csv_value(v) for v in row])
+                    writer.writerow([cell(v) for v in row])
                     written += 1
                     if written % chunk == 0:
                         yield buffer.getvalue()
@@ -386,6 +389,15 @@ async def csv_lines(columns: list[str], first: list[Any] | None,
                             code=exc.code, rows_written=written)
                 raise
     yield buffer.getvalue()
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _neutralized(value: Any) -> Any:
+    """A text cell a spreadsheet would evaluate (`=HYPERLINK(...)`), made inert."""
+    value = _csv_value(value)
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
 
 
 def _csv_value(value: Any) -> Any:

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
                                        "statement may spend evaluating rows in the proxy "
                                        "(else 400 unsupported_sql); other requests are served "
                                        "in between")
+    csv_neutralize_formulas: bool = Field(False, description="Data API CSV: prefix text "
+                                          "cells starting with = + - @ with ' so spreadsheets "
+                                          "do not run them (off: byte-equal to the old API)")
     catalog_ttl: float = Field(3600.0, gt=0, description="Data API: seconds the Catalog API's "
                                "program titles (nd_title) are reused before a refetch")
     mode: Mode = Field(
