@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import random
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -278,16 +279,53 @@ class Upstream:
         return f"HTTP {response.status_code}"
 
     async def _read_capped(self, response: httpx.Response) -> bytes:
+        """The answer, inflated step by step and refused as soon as it passes the cap:
+        a small compressed answer can inflate a thousandfold (a "zip bomb")."""
         cap = self.policy.max_response_bytes
+        inflate = _Inflater(response.headers.get("content-encoding", ""))
         chunks: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > cap:
-                raise UpstreamOutage(f"the upstream answer exceeded {cap} bytes", retryable=False)
-            chunks.append(chunk)
+        async for raw in response.aiter_raw():
+            data = raw
+            while data:
+                piece, data = inflate(data, cap - size + 1)
+                size += len(piece)
+                if size > cap:
+                    raise UpstreamOutage(f"the upstream answer exceeded {cap} bytes",
+                                         retryable=False)
+                chunks.append(piece)
         self.received_bytes += size
         return b"".join(chunks)
+
+
+class _Inflater:
+    """Incremental decoding of the encodings the proxy accepts (gzip, deflate)."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding.strip().lower()
+        if self.encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
+            raise UpstreamOutage("the upstream answered in an unrequested encoding",
+                                 retryable=False)
+        gzip = self.encoding in ("gzip", "x-gzip")
+        self._zlib = (zlib.decompressobj(zlib.MAX_WBITS | 16 if gzip else zlib.MAX_WBITS)
+                      if self.encoding not in ("", "identity") else None)
+        self._started = False
+
+    def __call__(self, data: bytes, most: int) -> tuple[bytes, bytes]:
+        """(at most `most` inflated bytes, the input still to inflate)."""
+        if self._zlib is None:
+            return data, b""
+        try:
+            piece = self._zlib.decompress(data, most)
+        except zlib.error as exc:
+            if self.encoding == "deflate" and not self._started:
+                # some servers send raw deflate, without the zlib header
+                self._zlib, self._started = zlib.decompressobj(-zlib.MAX_WBITS), True
+                return self(data, most)
+            raise UpstreamOutage("the upstream answered a corrupt compressed body",
+                                 retryable=False) from exc
+        self._started = True
+        return piece, self._zlib.unconsumed_tail
 
 
 class LiveSchemas:
