@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from legacy_bridge.emulator.app import DEMO_COMPANY_TOKEN
 from support import DATA_API
@@ -58,3 +59,17 @@ async def test_a_stored_value_that_fails_a_cast_is_not_quoted_in_the_error(
     # the client's own literal may be quoted back
     assert "'x'" in await refused(proxy, "SELECT email FROM roster_v1 WHERE "
                                          "core_projects_passed = 'x'")
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT node_key, COUNT(*) FROM roster_v1 GROUP BY node_key",              # from totals
+    "SELECT node_key, COUNT(*) FROM roster_v1 WHERE email LIKE '%a%' GROUP BY node_key",
+])
+async def test_groups_count_against_the_row_bound(make_proxy: Callable[..., Starlette],
+                                                  sql: str) -> None:
+    app = make_proxy(sql_max_rows=5)  # the data has 10 programs
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://proxy") as proxy:
+        answer = await proxy.post(DATA_API, json={"query": sql}, headers=COMPANY)
+    assert answer.status_code == 413
+    assert answer.json()["error"]["code"] == "result_too_large"
