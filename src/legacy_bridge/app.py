@@ -137,7 +137,8 @@ def _components(settings: Settings, transport: httpx.AsyncBaseTransport | None,
                           f"{', '.join(sorted(modes - {'graphql'}))}")
     store = Store(settings.store_url, settings.compare_keep, settings.compare_keep_days)
     usage = Usage(store)
-    shadow = Shadow(store, metrics, settings.shadow_queue_size, settings.shadow_sample_rate)
+    shadow = Shadow(store, metrics, settings.shadow_queue_size, settings.shadow_sample_rate,
+                    settings.upstream_max_response_bytes)
     service = (DataApiService(data_api, upstream, auth, settings, usage, clock)
                if data_api is not None else None)
     return Components(settings, routes, auth, checkpoints, metrics, upstream, usage, shadow,

@@ -139,7 +139,7 @@ class Pipeline:
             return response, Reply(response.status_code, bytes(response.body), tape)
 
         async def relayed() -> Reply:
-            answer = await relay.fetch(request, body)
+            answer = await relay.fetch(request, body, self.shadow.max_body_bytes)
             return Reply(answer.status, answer.body)
 
         async def translated_reply() -> Reply:

@@ -83,12 +83,26 @@ class LegacyRelay:
         return StreamingResponse(upstream.aiter_raw(), upstream.status_code, headers,
                                  background=BackgroundTask(upstream.aclose))
 
-    async def fetch(self, request: Request, body: bytes | None = None) -> Relayed:
-        upstream = await self._send(request, body, stream=False)
+    async def fetch(self, request: Request, body: bytes | None = None,
+                    max_bytes: int | None = None) -> Relayed:
+        """The whole answer; past `max_bytes` (a comparison's copy) UpstreamError."""
+        upstream = await self._send(request, body, stream=True)
+        try:
+            content = bytearray()
+            async for chunk in upstream.aiter_bytes():
+                content += chunk
+                if max_bytes is not None and len(content) > max_bytes:
+                    raise UpstreamError(f"the legacy answer is larger than {max_bytes} bytes")
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout("the legacy API did not answer in time") from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamError("the legacy API's answer broke off") from exc
+        finally:
+            await upstream.aclose()
         dropped = HOP | _connection_named(upstream.headers.get_list("connection")) | {
             "content-length", "content-encoding"}
         headers = {k: v for k, v in upstream.headers.items() if k.lower() not in dropped}
-        return Relayed(upstream.status_code, upstream.content, headers)
+        return Relayed(upstream.status_code, bytes(content), headers)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -213,8 +213,10 @@ class ShadowJob:
 class Shadow:
     """The bounded background queue of shadow comparisons and its worker."""
 
-    def __init__(self, store: Store, metrics: Metrics, size: int, sample_rate: float) -> None:
+    def __init__(self, store: Store, metrics: Metrics, size: int, sample_rate: float,
+                 max_body_bytes: int = 16 * 1024 * 1024) -> None:
         self.store = store
+        self.max_body_bytes = max_body_bytes  # an answer held for comparison, at most
         self.metrics = metrics
         self.sample_rate = sample_rate
         self.queue: asyncio.Queue[ShadowJob] = asyncio.Queue(maxsize=max(size, 1))
@@ -222,13 +224,21 @@ class Shadow:
         self.done = 0
 
     def offer(self, job: ShadowJob) -> None:
+        """Queue a comparison; a full queue or an answer past the size cap drops it (counted):
+        the queue holds at most its size times the cap."""
         if random.random() >= self.sample_rate:
+            return
+        if len(job.answer.body) > self.max_body_bytes:
+            self._drop(job.name)
             return
         try:
             self.queue.put_nowait(job)
         except asyncio.QueueFull:
-            self.dropped += 1
-            self.metrics.shadow_dropped.labels(job.name).inc()
+            self._drop(job.name)
+
+    def _drop(self, name: str) -> None:
+        self.dropped += 1
+        self.metrics.shadow_dropped.labels(name).inc()
 
     async def run(self) -> None:
         while True:
