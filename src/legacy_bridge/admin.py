@@ -100,8 +100,9 @@ def admin_routes(admin_token: str | None, routes: list[CompiledRoute], auth: Aut
 
     async def compare_page(request: Request) -> Response:
         _guard(admin_token, request)
-        rows = await asyncio.to_thread(usage.store.comparisons)
-        return HTMLResponse(report.page(report.summarize(rows)))
+        summaries = await asyncio.to_thread(
+            lambda: report.summarize(usage.store.iter_comparisons()))
+        return HTMLResponse(report.page(summaries))
 
     return [Route("/_bridge/compare", compare_page, methods=["GET"]),
             Route("/_bridge/explain", explain_page, methods=["GET"]),

@@ -146,17 +146,20 @@ def compare_gate(store_url: str | None, window: float, threshold: float,
     """
     store = Store(store_url or Settings().store_url)
     since = (datetime.now(UTC) - timedelta(seconds=window)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    rows = store.comparisons(since)
+    tally: dict[str, list[int]] = {}  # route -> [compared, differ], one pass over the store
+    for row in store.iter_comparisons(since):
+        counts = tally.setdefault(row.route, [0, 0])
+        counts[0] += 1
+        counts[1] += not row.agrees
     store.close()
-    names = routes.split(",") if routes else sorted({r.route for r in rows})
+    names = routes.split(",") if routes else sorted(tally)
     failed = not names
     for name in names:
-        mine = [r for r in rows if r.route == name]
-        differ = sum(not r.agrees for r in mine)
-        rate = differ / len(mine) if mine else 1.0
-        ok = len(mine) >= min_comparisons and rate <= threshold
+        compared, differ = tally.get(name, [0, 0])
+        rate = differ / compared if compared else 1.0
+        ok = compared >= min_comparisons and rate <= threshold
         failed |= not ok
-        click.echo(f"{'PASS' if ok else 'FAIL'}  {name:<22} {len(mine):>7} comparisons  "
+        click.echo(f"{'PASS' if ok else 'FAIL'}  {name:<22} {compared:>7} comparisons  "
                    f"{differ:>6} differ  {100 * rate:7.3f}% (threshold {100 * threshold:g}%)")
     if not names:
         click.echo("FAIL  no comparisons in the window")
@@ -177,7 +180,7 @@ def compare_export(store_url: str | None, out: Path, route: str | None, limit: i
     written; personal values are hashed unless BRIDGE_COMPARE_PII=keep.
     """
     store = Store(store_url or Settings().store_url)
-    rows = [r for r in store.comparisons(route=route) if r.golden][-limit:]
+    rows = store.golden_cases(route, limit)
     store.close()
     out.mkdir(parents=True, exist_ok=True)
     for row in rows:
@@ -197,6 +200,6 @@ def compare_report(store_url: str | None, window: float | None) -> None:
     store = Store(store_url or Settings().store_url)
     since = "" if window is None else (datetime.now(UTC) - timedelta(seconds=window)).strftime(
         "%Y-%m-%dT%H:%M:%S.%fZ")
-    rows = store.comparisons(since)
+    summaries = report.summarize(store.iter_comparisons(since))
     store.close()
-    click.echo(report.text(report.summarize(rows)))
+    click.echo(report.text(summaries))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,7 @@ class RouteSummary:
         return self.differ / self.compared if self.compared else 0.0
 
 
-def summarize(rows: list[ComparisonRow]) -> list[RouteSummary]:
+def summarize(rows: Iterable[ComparisonRow]) -> list[RouteSummary]:
     routes: dict[str, RouteSummary] = {}
     for row in rows:  # oldest first: later examples replace earlier ones
         summary = routes.setdefault(row.route, RouteSummary(row.route))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -192,12 +192,35 @@ class Store:
         ])
 
     def comparisons(self, since: str = "", route: str | None = None) -> list[ComparisonRow]:
+        return list(self.iter_comparisons(since, route, golden=True))
+
+    def iter_comparisons(self, since: str = "", route: str | None = None,
+                         golden: bool = False, batch: int = 1000) -> Iterator[ComparisonRow]:
+        """Comparisons oldest first, read `batch` at a time: a report over a full store
+        holds one batch, never the whole table; golden cases only when asked for."""
+        sql = ("SELECT id, at, route, request, legacy_status, bridge_status, agrees, "
+               f"differences, {'golden' if golden else 'NULL'} FROM comparisons "
+               "WHERE at >= ? AND id > ?")
+        if route is not None:
+            sql += " AND route = ?"
+        last = 0
+        while True:
+            args: list[object] = [since, last, *([route] if route is not None else [])]
+            rows = self._read(sql + f" ORDER BY id LIMIT {int(batch)}", args)
+            for _, a, r, q, ls, bs, ok, d, g in rows:
+                yield ComparisonRow(a, r, q, ls, bs, bool(ok), d, g)
+            if len(rows) < batch:
+                return
+            last = rows[-1][0]
+
+    def golden_cases(self, route: str | None, limit: int) -> list[ComparisonRow]:
+        """The newest `limit` mismatches that carry a golden case, oldest first."""
         sql = ("SELECT at, route, request, legacy_status, bridge_status, agrees, differences, "
-               "golden FROM comparisons WHERE at >= ?")
-        args: list[object] = [since]
+               "golden FROM comparisons WHERE golden IS NOT NULL")
+        args: list[object] = []
         if route is not None:
             sql += " AND route = ?"
             args.append(route)
-        rows = self._read(sql + " ORDER BY id", args)
+        rows = self._read(sql + f" ORDER BY id DESC LIMIT {int(limit)}", args)
         return [ComparisonRow(a, r, q, ls, bs, bool(ok), d, g)
-                for a, r, q, ls, bs, ok, d, g in rows]
+                for a, r, q, ls, bs, ok, d, g in reversed(rows)]
