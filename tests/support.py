@@ -94,3 +94,14 @@ async def sql_answer(client: httpx.AsyncClient, query: str,
     assert answer.status_code == 200, answer.text
     body: dict[str, Any] = answer.json()
     return body
+
+
+async def sql_refused(client: httpx.AsyncClient, query: str, code: str = "unsupported_sql",
+                      token: str = DEMO_COMPANY_TOKEN) -> str:
+    """The message of the Data API's 400 for one SQL statement, asserting the code."""
+    answer = await client.post(DATA_API, json={"query": query},
+                               headers={"authorization": f"Bearer {token}"})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == code
+    message: str = answer.json()["error"]["message"]
+    return message

@@ -9,7 +9,7 @@ import httpx
 from starlette.applications import Starlette
 
 from legacy_bridge.emulator.app import DEMO_COMPANY_TOKEN
-from support import DATA_API
+from support import DATA_API, sql_refused
 
 COMPANY = {"Authorization": f"Bearer {DEMO_COMPANY_TOKEN}"}
 # every row compared with 999 computed values: CPU in the proxy, within every cap
@@ -17,22 +17,14 @@ HEAVY = ("SELECT email FROM roster_v1 WHERE email IN ("
          + ", ".join(["first_name", "last_name", "nd_title"] * 333) + ")")
 
 
-async def refused(proxy: httpx.AsyncClient, sql: str) -> str:
-    answer = await proxy.post(DATA_API, json={"query": sql}, headers=COMPANY)
-    assert answer.status_code == 400, answer.text
-    assert answer.json()["error"]["code"] == "unsupported_sql"
-    message: str = answer.json()["error"]["message"]
-    return message
-
-
 async def test_an_in_list_past_the_cap_is_400(proxy: httpx.AsyncClient) -> None:
     values = ", ".join(f"'v{i}'" for i in range(1001))
-    message = await refused(proxy, f"SELECT email FROM roster_v1 WHERE email IN ({values})")
+    message = await sql_refused(proxy, f"SELECT email FROM roster_v1 WHERE email IN ({values})")
     assert "BRIDGE_SQL_MAX_IN_ITEMS" in message
 
 
 async def test_a_like_pattern_past_the_wildcard_cap_is_400(proxy: httpx.AsyncClient) -> None:
-    message = await refused(proxy, "SELECT email FROM roster_v1 WHERE email LIKE '"
+    message = await sql_refused(proxy, "SELECT email FROM roster_v1 WHERE email LIKE '"
                             + "%_" * 17 + "!'")
     assert "BRIDGE_SQL_MAX_LIKE_WILDCARDS" in message
 
@@ -65,4 +57,4 @@ async def test_a_statement_past_its_cpu_budget_is_400(
     app = make_proxy(sql_max_cpu_seconds=0.001)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://proxy") as proxy:
-        assert "BRIDGE_SQL_MAX_CPU_SECONDS" in await refused(proxy, HEAVY)
+        assert "BRIDGE_SQL_MAX_CPU_SECONDS" in await sql_refused(proxy, HEAVY)

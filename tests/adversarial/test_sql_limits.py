@@ -9,17 +9,9 @@ import pytest
 from starlette.applications import Starlette
 
 from legacy_bridge.emulator.app import DEMO_COMPANY_TOKEN
-from support import DATA_API
+from support import DATA_API, sql_refused
 
 COMPANY = {"Authorization": f"Bearer {DEMO_COMPANY_TOKEN}"}
-
-
-async def refused(proxy: httpx.AsyncClient, sql: str) -> str:
-    answer = await proxy.post(DATA_API, json={"query": sql}, headers=COMPANY)
-    assert answer.status_code == 400, answer.text
-    assert answer.json()["error"]["code"] == "unsupported_sql"
-    message: str = answer.json()["error"]["message"]
-    return message
 
 
 @pytest.mark.parametrize("sql", [
@@ -32,7 +24,7 @@ async def refused(proxy: httpx.AsyncClient, sql: str) -> str:
 async def test_huge_integer_literals_are_400_not_500(
         proxy: httpx.AsyncClient, upstream_counts: Callable[[], dict[str, int]],
         sql: str) -> None:
-    await refused(proxy, sql)
+    await sql_refused(proxy, sql)
     assert upstream_counts() == {}
 
 
@@ -49,15 +41,15 @@ async def test_a_long_but_valid_number_compares_as_numeric(proxy: httpx.AsyncCli
     "SELECT email FROM roster_v1 WHERE node_key IN ()",
 ])
 async def test_what_postgres_refuses_is_refused(proxy: httpx.AsyncClient, sql: str) -> None:
-    await refused(proxy, sql)
+    await sql_refused(proxy, sql)
 
 
 async def test_a_stored_value_that_fails_a_cast_is_not_quoted_in_the_error(
         proxy: httpx.AsyncClient) -> None:
-    message = await refused(proxy, "SELECT email FROM roster_v1 WHERE first_name::INTEGER = 1")
+    message = await sql_refused(proxy, "SELECT email FROM roster_v1 WHERE first_name::INTEGER = 1")
     assert "a stored value is not a valid integer" in message
     # the client's own literal may be quoted back
-    assert "'x'" in await refused(proxy, "SELECT email FROM roster_v1 WHERE "
+    assert "'x'" in await sql_refused(proxy, "SELECT email FROM roster_v1 WHERE "
                                          "core_projects_passed = 'x'")
 
 
