@@ -99,7 +99,7 @@ def _python(endpoint: str, page: Document, walk: Document, route: Route,
 # Walk to the page with cursor-only requests, `first` as listed.
 WALK = {walk.text!r}
 after = {cursor!r}
-for first in [{steps[0] if steps else 0}] * {len(steps) - 1} + [{steps[-1] if steps else 0}]:
+for first in [{steps[0]}] * {len(steps) - 1} + [{steps[-1]}]:
     step = {{**variables["input"], {conn.first_variable!r}: first}}
     if after is not None:
         step[{conn.after_variable!r}] = after

@@ -60,7 +60,6 @@ class RawOperation(_Raw):
 VariablePath = tuple[str, ...]
 
 
-
 @dataclass(frozen=True)
 class Connection:
     """Where an operation's answer keeps its records and paging facts."""

@@ -56,7 +56,6 @@ def identifier(node: exp.Expression) -> str:
     return name if quoted else name.lower()
 
 
-
 def output_name(node: exp.Expression) -> str:
     """Postgres's name for a select item: the alias, the column, the function."""
     if isinstance(node, exp.Alias):
