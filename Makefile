@@ -4,17 +4,35 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Exact versions of everything installed (`make lock` refreshes them); the image
+# installs requirements-image.lock, the runtime subset of the same pins.
+LOCK := requirements.lock
+LOCK_FLAGS := --universal --python-version 3.11 --quiet --custom-compile-command 'make lock'
 
-.PHONY: demo test test-slow lint check bench bench-emulator bench-load bench-efficiency \
+.PHONY: demo test test-slow test-newest lock lint check bench bench-emulator bench-load bench-efficiency \
 	bench-overhead bench-memory bench-data-api clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "legacy-bridge needs Python 3.11 or newer (PY=$(PY))"; exit 1; }
 	$(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --constraint $(LOCK) -e '.[dev]'
 	touch $(STAMP)
+
+# Resolve the newest releases the bounds in pyproject.toml allow, and pin them.
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --upgrade $(LOCK_FLAGS) -o $(LOCK)
+	$(BIN)/uv pip compile pyproject.toml --extra all --constraint $(LOCK) $(LOCK_FLAGS) \
+		--generate-hashes -o requirements-image.lock
+	touch $(LOCK)
+
+# The whole suite on the newest releases, ignoring the lock, in a venv of its own:
+# breakage from an upstream release is seen here before `make lock` takes it in.
+test-newest:
+	rm -rf .venv-newest
+	$(PY) -m venv .venv-newest
+	.venv-newest/bin/python -m pip install --quiet --upgrade -e '.[dev]'
+	.venv-newest/bin/pytest -p no:cacheprovider
 
 demo: $(STAMP)
 	$(BIN)/legacy-bridge demo
@@ -52,4 +70,4 @@ bench-data-api: $(STAMP)
 	$(BIN)/python bench/data_api.py --write-readme
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-newest .data .pytest_cache .mypy_cache .ruff_cache .hypothesis

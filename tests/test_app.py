@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -56,3 +57,18 @@ def test_api_key_can_come_from_a_file(tmp_path: Path, make_proxy: Callable[..., 
     key_file.write_text("demo-company-key\n")
     app = make_proxy(upstream_api_key=None, upstream_api_key_file=key_file)
     assert app.state.bridge.auth.api_key == "demo-company-key"
+
+
+def test_a_redis_cache_without_the_redis_extra_names_the_install(
+        make_proxy: Callable[..., Starlette], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "legacy_bridge.redis_cache", raising=False)
+    with pytest.raises(ConfigError, match=r"pip install 'legacy-bridge\[redis\]'"):
+        make_proxy(cursor_cache="redis://127.0.0.1:6379/0")
+
+
+def test_a_postgresql_store_without_the_postgres_extra_names_the_install(
+        make_proxy: Callable[..., Starlette], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(ConfigError, match=r"pip install 'legacy-bridge\[postgres\]'"):
+        make_proxy(store_url="postgresql://127.0.0.1:9/bridge")

@@ -18,6 +18,10 @@ from legacy_bridge.emulator.app import DEMO_API_KEY, DEMO_PLAN_TOKEN
 from legacy_bridge.emulator.dataset import DEMO_PLAN_ID
 from support import MAPPINGS, free_port
 
+ROOT = Path(__file__).resolve().parent.parent
+# what the image's HEALTHCHECK runs, with this interpreter
+HEALTHCHECK = [sys.executable, "-m", "legacy_bridge.healthcheck"]
+
 
 def test_sigterm_lets_in_flight_requests_finish_then_exits(
         emulator_app: Starlette, serve_http: Callable[[Starlette], str], tokens_file: Path,
@@ -32,8 +36,7 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits(
     process = subprocess.Popen([sys.executable, "-m", "legacy_bridge", "serve"], env=env)
     try:
         deadline = time.monotonic() + 30
-        while subprocess.run([sys.executable, "-m", "legacy_bridge", "healthcheck"], env=env,
-                             capture_output=True).returncode != 0:
+        while subprocess.run(HEALTHCHECK, env=env, capture_output=True).returncode != 0:
             assert time.monotonic() < deadline and process.poll() is None
             time.sleep(0.2)
         answers: list[httpx.Response] = []
@@ -57,7 +60,26 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits(
 
 def test_healthcheck_fails_when_nothing_listens() -> None:
     env = {**os.environ, "BRIDGE_PORT": str(free_port())}
-    result = subprocess.run([sys.executable, "-m", "legacy_bridge", "healthcheck"], env=env,
-                            capture_output=True, text=True)
-    assert result.returncode == 1
-    assert "not healthy" in result.stderr
+    for command in (HEALTHCHECK, [sys.executable, "-m", "legacy_bridge", "healthcheck"]):
+        result = subprocess.run(command, env=env, capture_output=True, text=True)
+        assert result.returncode == 1
+        assert "not healthy: " in result.stderr
+
+
+def test_the_image_healthcheck_is_the_standard_library_probe() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert 'CMD ["python", "-m", "legacy_bridge.healthcheck"]' in dockerfile
+
+
+def test_healthcheck_imports_neither_the_cli_nor_the_app(
+        serve_http: Callable[[Starlette], str], make_proxy: Callable[..., Starlette]) -> None:
+    port = serve_http(make_proxy()).rsplit(":", 1)[1]
+    result = subprocess.run([*HEALTHCHECK[:1], "-X", "importtime", *HEALTHCHECK[1:]],
+                            env={**os.environ, "BRIDGE_PORT": port}, capture_output=True,
+                            text=True)
+    assert result.returncode == 0 and result.stdout == "healthy\n"
+    imported = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:") and "|" in line}
+    assert "legacy_bridge" in imported  # the package, then the probe runs as __main__
+    assert not {"click", "legacy_bridge.cli", "legacy_bridge.app", "starlette", "httpx",
+                "pydantic"} & imported

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import click
-import httpx
 import orjson
 import uvicorn
 from starlette.applications import Starlette
@@ -213,15 +212,16 @@ def usage(store_url: str | None, as_json: bool) -> None:
 
 @main.command()
 def healthcheck() -> None:
-    """Exit 0 when the local proxy answers /healthz (the container's HEALTHCHECK)."""
-    settings = Settings()
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    try:
-        response = httpx.get(f"http://{host}:{settings.port}/healthz", timeout=2)
-    except httpx.HTTPError as exc:
-        raise click.ClickException(f"not healthy: {type(exc).__name__}") from None
-    if response.status_code != 200:
-        raise click.ClickException(f"not healthy: HTTP {response.status_code}")
+    """Exit 0 when the local proxy answers /healthz.
+
+    The container runs `python -m legacy_bridge.healthcheck`, which does the
+    same without importing the CLI.
+    """
+    from legacy_bridge import healthcheck as probe
+
+    problem = probe.check()
+    if problem:
+        raise click.ClickException(problem)
     click.echo("healthy")
 
 

@@ -80,11 +80,16 @@ class Page:
 
 
 class Checkpoints(Protocol):
-    """Where cursors at offsets are kept (in memory here; shared backends later)."""
+    """Where cursors at offsets are kept: in memory here, or in Redis (`redis_cache`)."""
+
+    hits: int
+    misses: int
+    failures: int
 
     async def nearest(self, query: str, offset: int) -> tuple[int, str | None]: ...
     async def store(self, query: str, offset: int, cursor: str) -> None: ...
     async def drop(self, query: str) -> None: ...
+    async def aclose(self) -> None: ...
 
 
 class _Query:
@@ -149,6 +154,9 @@ class MemoryCheckpoints:
 
     async def drop(self, query: str) -> None:
         self._queries.pop(query, None)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the shared form holds a connection pool."""
 
 
 def query_key(scope: str, endpoint: str, variables: Mapping[tuple[str, ...], Any]) -> str:

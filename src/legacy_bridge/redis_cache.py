@@ -13,16 +13,12 @@ or slow (short socket timeouts), `nearest` answers "from the start" and
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Callable
 from typing import cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from legacy_bridge import logs
-from legacy_bridge.errors import ConfigError
-from legacy_bridge.pagination import MemoryCheckpoints
 
 log = logs.get("legacy_bridge.redis_cache")
 
@@ -84,14 +80,3 @@ class RedisCheckpoints:
 
     async def aclose(self) -> None:
         await self._redis.aclose()
-
-
-def open_checkpoints(cache: str, size: int, ttl: float,
-                     clock: Callable[[], float] = time.monotonic,
-                     ) -> MemoryCheckpoints | RedisCheckpoints:
-    """The checkpoint cache BRIDGE_CURSOR_CACHE names: `memory`, or a Redis URL."""
-    if cache == "memory":
-        return MemoryCheckpoints(size, ttl, clock)
-    if cache.startswith(("redis://", "rediss://", "unix://")):
-        return RedisCheckpoints(cache, ttl, size)
-    raise ConfigError("BRIDGE_CURSOR_CACHE must be `memory` or a redis:// URL")

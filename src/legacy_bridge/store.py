@@ -93,7 +93,12 @@ class Store:
                 self._db.executescript(SQLITE_SCHEMA)
                 self._add_sqlite_columns()
         elif url.startswith(("postgresql://", "postgres://")):
-            import psycopg  # only deployments with PostgreSQL need the driver
+            try:  # the driver is the [postgres] extra: only deployments using it need it
+                import psycopg
+            except ModuleNotFoundError:
+                raise ConfigError("BRIDGE_STORE_URL is a PostgreSQL URL but the driver is "
+                                  "not installed: pip install 'legacy-bridge[postgres]'"
+                                  ) from None
 
             self._db = psycopg.connect(url, autocommit=False)
             self._mark, self._greatest = "%s", "GREATEST"
