@@ -24,7 +24,17 @@ from legacy_bridge.app import create_app
 from legacy_bridge.emulator.app import DEMO_API_KEY, EmulatorConfig, create_emulator_app
 from legacy_bridge.emulator.dataset import ensure
 from legacy_bridge.settings import Settings
-from support import ADMIN_TOKEN, MAPPINGS, SPEC, TOKENS, free_port, token_table
+from support import (
+    ADMIN_TOKEN,
+    COURSE_USERS,
+    LEARNERS,
+    MAPPINGS,
+    SPEC,
+    TOKENS,
+    free_port,
+    learners_table,
+    token_table,
+)
 
 
 @pytest.fixture(scope="session")
@@ -80,12 +90,19 @@ def serve_http() -> Iterator[Callable[[Starlette], str]]:
 @pytest.fixture
 def tokens_file(tmp_path: Path) -> Path:
     path = tmp_path / "tokens.toml"
-    path.write_text(token_table(TOKENS))
+    path.write_text(token_table(TOKENS, COURSE_USERS))
     return path
 
 
 @pytest.fixture
-def make_proxy(emulator_app: Starlette, tokens_file: Path,
+def learners_file(tmp_path: Path) -> Path:
+    path = tmp_path / "learners.toml"
+    path.write_text(learners_table(LEARNERS))
+    return path
+
+
+@pytest.fixture
+def make_proxy(emulator_app: Starlette, tokens_file: Path, learners_file: Path,
                tmp_path: Path) -> Callable[..., Starlette]:
     """A proxy app whose upstream is the emulator, over ASGI (or real HTTP at upstream_url)."""
 
@@ -93,7 +110,8 @@ def make_proxy(emulator_app: Starlette, tokens_file: Path,
              **overrides: Any) -> Starlette:
         settings = Settings(**{
             "upstream_url": "http://upstream", "upstream_api_key": SecretStr(DEMO_API_KEY),
-            "tokens_file": tokens_file, "mappings_dir": MAPPINGS,
+            "tokens_file": tokens_file, "learners_file": learners_file,
+            "mappings_dir": MAPPINGS,
             "store_url": f"sqlite:///{tmp_path}/store.sqlite3",
             "admin_token": SecretStr(ADMIN_TOKEN), **overrides})
         transport = None if over_http else httpx.ASGITransport(app=emulator_app)
@@ -140,7 +158,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Every log line the whole run produced is searched for tokens and keys."""
-    secrets = [*TOKENS, DEMO_API_KEY, ADMIN_TOKEN, "wrong-key", "not-a-known-token"]
+    secrets = [*TOKENS, *COURSE_USERS, *LEARNERS.values(), DEMO_API_KEY, ADMIN_TOKEN,
+               "wrong-key", "not-a-known-token"]
     leaks = [line for line in _COLLECTED.lines if any(s in line for s in secrets)]
     if leaks:
         print(f"\nlog secrecy: {len(leaks)} log line(s) carry a token or key, e.g.:\n{leaks[0]}")

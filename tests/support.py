@@ -9,8 +9,17 @@ from typing import Any
 import httpx
 
 from legacy_bridge.auth import digest
-from legacy_bridge.emulator.app import DEMO_API_KEY, DEMO_COMPANY_TOKEN, DEMO_PLAN_TOKEN
+from legacy_bridge.emulator.app import (
+    DEMO_ADMIN_TOKEN,
+    DEMO_ADMIN_USER,
+    DEMO_API_KEY,
+    DEMO_COMPANY_TOKEN,
+    DEMO_LEARNER2_TOKEN,
+    DEMO_LEARNER_TOKEN,
+    DEMO_PLAN_TOKEN,
+)
 from legacy_bridge.emulator.dataset import DEMO_PLAN_ID, DatasetSpec, plan_ids
+from legacy_bridge.emulator.learning_path import ANA, BEN
 
 SPEC = DatasetSpec(seed=7, learners=400, plans=3)
 MAPPINGS = Path(__file__).resolve().parent.parent / "src" / "legacy_bridge" / "mappings"
@@ -60,10 +69,28 @@ def free_port() -> int:
         return port
 
 
-def token_table(tokens: dict[str, tuple[str, list[str]]]) -> str:
-    return "".join(f'[[tokens]]\nlabel = "{label}"\nsha256 = "{digest(token)}"\n'
+# course progress: token -> (label, user_id, role); learners' upstream authTokens
+COURSE_USERS = {
+    DEMO_LEARNER_TOKEN: ("ana", ANA, "learner"),
+    DEMO_LEARNER2_TOKEN: ("ben", BEN, "learner"),
+    DEMO_ADMIN_TOKEN: ("course-admin", DEMO_ADMIN_USER, "admin"),
+}
+LEARNERS = {ANA: "at-ana", BEN: "at-ben"}
+
+
+def token_table(tokens: dict[str, tuple[str, list[str]]],
+                users: dict[str, tuple[str, str, str]] | None = None) -> str:
+    text = "".join(f'[[tokens]]\nlabel = "{label}"\nsha256 = "{digest(token)}"\n'
                    f"plans = {plans!r}\n\n".replace("'", '"')
                    for token, (label, plans) in tokens.items())
+    return text + "".join(f'[[tokens]]\nlabel = "{label}"\nsha256 = "{digest(token)}"\n'
+                          f'user_id = "{user}"\nrole = "{role}"\n\n'
+                          for token, (label, user, role) in (users or {}).items())
+
+
+def learners_table(learners: dict[str, str]) -> str:
+    return "".join(f'[[learners]]\nuser_id = "{user}"\nauth_token = "{token}"\n\n'
+                   for user, token in learners.items())
 GRAPHQL = "/api/public/api/v1/{api}/graphql"
 PLAN_AUTH = {"Authorization": f"Bearer {DEMO_PLAN_TOKEN}"}
 

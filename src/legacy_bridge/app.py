@@ -26,14 +26,24 @@ from starlette.routing import Route as StarletteRoute
 
 from legacy_bridge import logs, openapi, params
 from legacy_bridge.admin import admin_routes
-from legacy_bridge.auth import Authenticator, authenticator_from
+from legacy_bridge.auth import Authenticator, authenticator_from, load_learners
+from legacy_bridge.coursemap import COURSE_MAP_FILE, load_course_map
+from legacy_bridge.courseprogress import CourseProgressRoute
 from legacy_bridge.dataapi import DataApiService
-from legacy_bridge.errors import BridgeError, ConfigError, MethodNotAllowed, NotFound
+from legacy_bridge.errors import (
+    BridgeError,
+    ConfigError,
+    MappingError,
+    MethodNotAllowed,
+    NotFound,
+)
 from legacy_bridge.mapping import load_mappings
 from legacy_bridge.metrics import Metrics
 from legacy_bridge.middleware import Catchall, RequestLog, RouteHeaders, SizeGate
 from legacy_bridge.pagination import Checkpoints, MemoryCheckpoints
 from legacy_bridge.pipeline import Pipeline
+from legacy_bridge.progress import Progress
+from legacy_bridge.progresstable import ProgressTable, load_progress_table
 from legacy_bridge.relay import LegacyRelay
 from legacy_bridge.responses import json_response
 from legacy_bridge.rest import Limits, RestRoute
@@ -60,6 +70,7 @@ class Components:
     shadow: Shadow
     relay: LegacyRelay | None
     data_api: DataApiService | None
+    course_progress: list[CourseProgressRoute]
     endpoints: list[str]
     clock: Callable[[], float]  # every TTL, reset and cache age in the proxy
     _ready: tuple[float, bool, dict[str, str]] | None = field(default=None, init=False)
@@ -110,11 +121,14 @@ def _components(settings: Settings, transport: httpx.AsyncBaseTransport | None,
     """Load and check the tables and settings, and build every part once."""
     routes = [compile_route(r) for r in load_mappings(settings.mappings_dir)]
     data_api = load_data_api(settings.mappings_dir)
+    progress_table = load_progress_table(settings.mappings_dir)
     auth = authenticator_from(settings)
     checkpoints = open_checkpoints(settings.cursor_cache, settings.cursor_cache_size,
                                    settings.cursor_cache_ttl, clock)
     api_of = {c.route.endpoint: c.route.api for c in routes}
     api_of.update({j.endpoint: j.api for c in routes for j in c.route.joins.values()})
+    if progress_table is not None:
+        api_of[progress_table.endpoint] = "learning-path"
     if data_api is not None:
         api_of[data_api.endpoint] = data_api.api
         if data_api.catalog is not None:
@@ -154,8 +168,27 @@ def _components(settings: Settings, transport: httpx.AsyncBaseTransport | None,
                     settings.upstream_max_response_bytes)
     service = (DataApiService(data_api, upstream, auth, settings, usage, clock)
                if data_api is not None else None)
+    course_routes = _course_progress(settings, progress_table, upstream, auth, store, usage)
     return Components(settings, routes, auth, checkpoints, metrics, upstream, usage, shadow,
-                      relay, service, sorted(api_of), clock)
+                      relay, service, course_routes, sorted(api_of), clock)
+
+
+def _course_progress(settings: Settings, table: ProgressTable | None, upstream: Upstream,
+                     auth: Authenticator, store: Store, usage: Usage
+                     ) -> list[CourseProgressRoute]:
+    """The course-progress routes, when the mappings folder has their table."""
+    if table is None:
+        return []
+    courses = load_course_map(settings.mappings_dir)
+    if courses is None:
+        raise MappingError(table.file, "course_progress", f"no {COURSE_MAP_FILE} beside it",
+                           f"add {COURSE_MAP_FILE} to the mappings folder (README: "
+                           "The course map)")
+    progress = Progress(table, courses, store, upstream, auth.api_key,
+                        settings.progress_ryw_seconds, settings.progress_max_courses)
+    learners = load_learners(settings.learners_file)
+    return [CourseProgressRoute(route, table, courses, progress, auth, learners, usage,
+                                settings.total_deadline) for route in table.routes]
 
 
 async def _bridge_error(request: Request, exc: Exception) -> Response:
@@ -223,6 +256,8 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
               for c in bridge.routes]
     if sql is not None:
         routes.append(StarletteRoute(sql.api.path, pipeline.endpoint(sql), methods=["POST"]))
+    routes += [StarletteRoute(c.route.path, pipeline.endpoint(c), methods=list(c.route.methods))
+               for c in bridge.course_progress]
     routes += [StarletteRoute("/healthz", healthz, methods=["GET"]),
                StarletteRoute("/readyz", readyz, methods=["GET"]),
                StarletteRoute("/metrics", metrics, methods=["GET"]),

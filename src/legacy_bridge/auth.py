@@ -13,8 +13,9 @@ import hmac
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from legacy_bridge.errors import ConfigError, Forbidden, TokenFileError, Unauthorized
 from legacy_bridge.settings import Settings
@@ -27,12 +28,38 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
 class TokenEntry(BaseModel):
+    """A v2 client (`plans`) or a course-progress user (`user_id` and `role`)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     label: str = Field(min_length=1)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    plans: tuple[str, ...] = Field(min_length=1)
+    plans: tuple[str, ...] = ()
+    user_id: str | None = Field(None, pattern=UUID_PATTERN)
+    role: Literal["learner", "admin"] = "learner"
+
+    @model_validator(mode="after")
+    def _grants_something(self) -> TokenEntry:
+        if not self.plans and self.user_id is None:
+            raise ValueError("needs plans (v2 routes) or user_id (course progress)")
+        return self
+
+
+class LearnerEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user_id: str = Field(pattern=UUID_PATTERN)
+    auth_token: str = Field(min_length=1)
+
+
+class LearnersFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    learners: tuple[LearnerEntry, ...] = ()
 
 
 class TokenFile(BaseModel):
@@ -47,6 +74,8 @@ class Client:
     plans: frozenset[str]
     upstream_key: str
     scope: str  # cursor checkpoints are never shared across scopes
+    user_id: str | None = None  # course progress: the learner (lower-case UUID)
+    role: str = "learner"
 
     def check_plan(self, plan_id: str) -> None:
         if COMPANY_SCOPE not in self.plans and plan_id not in self.plans:
@@ -67,7 +96,41 @@ def load_tokens(path: Path) -> tuple[TokenEntry, ...]:
         error = exc.errors()[0]
         key = ".".join(str(p) for p in error["loc"])
         raise TokenFileError(f"{path}: {key}: {error['msg']} - fix: each [[tokens]] needs "
-                             "label, sha256 (legacy-bridge hash-token) and plans") from None
+                             "label, sha256 (legacy-bridge hash-token) and plans, or "
+                             "user_id and role for course progress") from None
+
+
+class Learners:
+    """user_id -> the learner's upstream `authToken` (gap G7, option a: a file)."""
+
+    def __init__(self, tokens: dict[str, str]) -> None:
+        self._tokens = tokens
+
+    def auth_token(self, user_id: str) -> str | None:
+        return self._tokens.get(user_id.lower())
+
+
+def load_learners(path: Path | None) -> Learners:
+    """BRIDGE_LEARNERS_FILE; no file: no learner has a platform identity."""
+    if path is None:
+        return Learners({})
+    try:
+        entries = LearnersFile.model_validate(tomllib.loads(path.read_text())).learners
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"BRIDGE_LEARNERS_FILE {path}: {exc}") from None
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(p) for p in error["loc"])
+        raise ConfigError(f"BRIDGE_LEARNERS_FILE {path}: {key}: {error['msg']} - fix: each "
+                          "[[learners]] needs user_id (a UUID) and auth_token") from None
+    tokens: dict[str, str] = {}
+    for n, entry in enumerate(entries):
+        user = entry.user_id.lower()
+        if user in tokens:
+            raise ConfigError(f"BRIDGE_LEARNERS_FILE {path}: learners.{n}.user_id: {user} "
+                              "is listed twice - fix: keep one entry per learner")
+        tokens[user] = entry.auth_token
+    return Learners(tokens)
 
 
 def bearer(authorization: str | None) -> str:
@@ -94,7 +157,9 @@ class Authenticator:
         found = self._entry(token)
         if found is None:
             raise Unauthorized("a valid bearer token is required")
-        return Client(found.label, frozenset(found.plans), self.api_key, self.key_scope)
+        user = found.user_id.lower() if found.user_id is not None else None
+        return Client(found.label, frozenset(found.plans), self.api_key, self.key_scope,
+                      user, found.role)
 
     def label(self, authorization: str | None) -> str:
         """Who sent a request the old API answers (and authenticates): the

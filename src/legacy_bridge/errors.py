@@ -5,6 +5,11 @@
     ├── UnsupportedSql        400 unsupported_sql      (Data API: names the construct)
     ├── ColumnUnavailable     400 column_unavailable   (Data API: names the alternative)
     ├── PageTooDeep           400 page_too_deep
+    ├── InvalidBody           400 invalid_body         (course progress: the write body)
+    ├── MissingField          400 missing_field        (names the field)
+    ├── InvalidField          400 invalid_field
+    ├── UnknownLesson         400 unknown_lesson       (not in the course map)
+    ├── CourseIdRequired      400 course_id_required   (more courses than the cap)
     ├── Unauthorized          401 unauthorized
     ├── Forbidden             403 forbidden
     ├── NotFound              404 not_found
@@ -14,6 +19,7 @@
     ├── UpstreamError         502 upstream_error
     │   ├── UpstreamQueryError     (GraphQL errors without data, e.g. a refused cursor)
     │   └── UpstreamOutage         (the upstream is unwell: counts for its breaker)
+    ├── StoreFailed           500 internal_error       (the proxy's own progress store)
     ├── UpstreamUnavailable   503 upstream_unavailable (Retry-After)
     └── UpstreamTimeout       504 upstream_timeout
 
@@ -66,6 +72,30 @@ class PageTooDeep(BridgeError):
     status, code = 400, "page_too_deep"
 
 
+class InvalidBody(BridgeError):
+    status, code = 400, "invalid_body"
+
+
+class MissingField(BridgeError):
+    status, code = 400, "missing_field"
+
+
+class InvalidField(BridgeError):
+    status, code = 400, "invalid_field"
+
+
+class UnknownLesson(BridgeError):
+    status, code = 400, "unknown_lesson"
+
+
+class CourseIdRequired(BridgeError):
+    status, code = 400, "course_id_required"
+
+
+class StoreFailed(BridgeError):
+    """The progress store failed: the legacy API's own 500."""
+
+
 class Unauthorized(BridgeError):
     status, code = 401, "unauthorized"
 
@@ -95,11 +125,12 @@ class UpstreamQueryError(UpstreamError):
 
 
 class UpstreamOutage(UpstreamError):
-    """A failure that says the upstream is unwell; `retryable` when another try may work."""
+    """A failure that says the upstream is unwell; `retryable` when another try may work,
+    `unsent` when the request never left (so even a write may be sent again)."""
 
-    def __init__(self, message: str, retryable: bool) -> None:
+    def __init__(self, message: str, retryable: bool, unsent: bool = False) -> None:
         super().__init__(message)
-        self.retryable = retryable
+        self.retryable, self.unsent = retryable, unsent
 
 
 class UpstreamUnavailable(BridgeError):

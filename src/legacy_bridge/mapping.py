@@ -27,6 +27,7 @@ from graphql import (
 )
 from pydantic import Field, ValidationError
 
+from legacy_bridge.coursemap import COURSE_MAP_FILE
 from legacy_bridge.errors import MappingError
 from legacy_bridge.modes import Mode
 from legacy_bridge.operations import (
@@ -41,6 +42,7 @@ from legacy_bridge.operations import (
     is_data_api_table,
 )
 from legacy_bridge.paramtypes import PAGING, PARAM_TYPES, Variable
+from legacy_bridge.progresstable import is_progress_table
 from legacy_bridge.transforms import TRANSFORMS
 
 # -- the file format, as pydantic models (structure only) ---------------------
@@ -173,9 +175,15 @@ class Route:
 
 # -- loading and checking -----------------------------------------------------
 
+def is_route_table(path: Path) -> bool:
+    """A paged route table: not the Data API's, the course-progress one or the course map."""
+    return not (path.name == COURSE_MAP_FILE or is_data_api_table(path)
+                or is_progress_table(path))
+
+
 def load_mappings(directory: Path, schema_source: SchemaSource = bundled_schema) -> list[Route]:
     """Every `*.toml` in `directory`, checked; raises MappingError on the first problem."""
-    files = [f for f in sorted(directory.glob("*.toml")) if not is_data_api_table(f)]
+    files = [f for f in sorted(directory.glob("*.toml")) if is_route_table(f)]
     if not files:
         raise MappingError(str(directory), "(folder)", "no mapping tables (*.toml) found",
                            "point BRIDGE_MAPPINGS_DIR at the folder holding the tables")

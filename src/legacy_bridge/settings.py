@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     upstream_api_key_file: Path | None = Field(None, description="File holding the API key "
                                                "(used when BRIDGE_UPSTREAM_API_KEY is unset)")
     tokens_file: Path | None = Field(None, description="TOML table of legacy token digests "
-                                     "and the plans each may read")
+                                     "and the plans each may read (or, for course progress, "
+                                     "the user_id and role each acts as)")
     auth_mode: Literal["tokens", "passthrough"] = Field(
         "tokens", description="`tokens`: check legacy tokens against the token table; "
                               "`passthrough`: forward the bearer value upstream as the key")
@@ -114,6 +115,15 @@ class Settings(BaseSettings):
                                        "written to the store")
     shutdown_timeout: float = Field(20.0, gt=0, description="Seconds in-flight requests may "
                                     "take to finish after SIGTERM")
+    learners_file: Path | None = Field(None, description="Course progress: TOML file of "
+                                       "[[learners]] user_id and auth_token, the upstream "
+                                       "`authToken` each learner acts with")
+    progress_ryw_seconds: float = Field(300.0, ge=0, description="Course progress: seconds "
+                                        "a completion the proxy made reads completed even if "
+                                        "the upstream does not show it yet")
+    progress_max_courses: int = Field(50, ge=1, description="Course progress: most mapped "
+                                      "courses a GET without courseId reads (else 400 "
+                                      "course_id_required)")
     log_level: str = Field("INFO", description="Log level")
 
     def api_key(self) -> str | None:

@@ -1,5 +1,5 @@
-"""Where the proxy keeps what must survive a restart: the usage report and the
-shadow comparisons.
+"""Where the proxy keeps what must survive a restart: the usage report, the
+shadow comparisons, and the course progress the upstream cannot hold.
 
 `BRIDGE_STORE_URL=sqlite:///path` (the default, one replica) or
 `postgresql://user:pass@host/db` (many replicas: every replica's usage and
@@ -34,6 +34,12 @@ CREATE TABLE IF NOT EXISTS comparisons (
   agrees INTEGER NOT NULL, differences TEXT NOT NULL, golden TEXT
 );
 CREATE INDEX IF NOT EXISTS ix_comparisons_route_at ON comparisons (route, at);
+CREATE TABLE IF NOT EXISTS lesson_progress (
+  user_id TEXT NOT NULL, lesson_id BIGINT NOT NULL, course_id BIGINT NOT NULL,
+  completed INTEGER NOT NULL, video_progress TEXT NOT NULL, last_position TEXT NOT NULL,
+  completed_at TEXT, completed_via_proxy_at TEXT, updated_at TEXT NOT NULL,
+  PRIMARY KEY (user_id, lesson_id)
+);
 """
 
 
@@ -59,6 +65,25 @@ class ComparisonRow:
     golden: str | None = None  # a mismatch as a golden test case (JSON), for export
 
 
+@dataclass(frozen=True)
+class LessonRow:
+    """Course progress the upstream cannot hold (gaps G1, G4): one per (learner, lesson).
+
+    Positions are kept as the JSON number the client wrote (`180` stays `180`,
+    `180.5` stays `180.5`): the legacy API answered them as stored.
+    """
+
+    user_id: str
+    lesson_id: int
+    course_id: int
+    completed: bool  # as last seen or written
+    video_progress: str
+    last_position: str
+    completed_at: str | None  # RFC 3339 UTC; when the proxy completed or first saw it
+    completed_via_proxy_at: str | None  # read-your-writes: when the proxy completed it
+    updated_at: str
+
+
 POSTGRES_SCHEMA = [
     """CREATE TABLE IF NOT EXISTS usage (
   client TEXT NOT NULL, route TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
@@ -69,6 +94,11 @@ POSTGRES_SCHEMA = [
   request TEXT NOT NULL, legacy_status INTEGER NOT NULL, bridge_status INTEGER NOT NULL,
   agrees INTEGER NOT NULL, differences TEXT NOT NULL, golden TEXT)""",
     "CREATE INDEX IF NOT EXISTS ix_comparisons_route_at ON comparisons (route, at)",
+    """CREATE TABLE IF NOT EXISTS lesson_progress (
+  user_id TEXT NOT NULL, lesson_id BIGINT NOT NULL, course_id BIGINT NOT NULL,
+  completed INTEGER NOT NULL, video_progress TEXT NOT NULL, last_position TEXT NOT NULL,
+  completed_at TEXT, completed_via_proxy_at TEXT, updated_at TEXT NOT NULL,
+  PRIMARY KEY (user_id, lesson_id))""",
 ]
 
 # Columns added after a table's first version, so a store written by an older
@@ -217,6 +247,29 @@ class Store:
             if len(rows) < batch:
                 return
             last = rows[-1][0]
+
+    def lessons(self, user_id: str, course_id: int) -> list[LessonRow]:
+        rows = self._read("SELECT user_id, lesson_id, course_id, completed, video_progress, "
+                          "last_position, completed_at, completed_via_proxy_at, updated_at "
+                          "FROM lesson_progress WHERE user_id = ? AND course_id = ? "
+                          "ORDER BY lesson_id", [user_id, course_id])
+        return [LessonRow(u, int(lesson), int(c), bool(done), v, p, at, via, up)
+                for u, lesson, c, done, v, p, at, via, up in rows]
+
+    def put_lessons(self, rows: list[LessonRow], positions: bool = True) -> None:
+        """Insert rows, or update existing ones; `positions=False` (what a read saw)
+        leaves stored positions alone, so it never undoes a concurrent save."""
+        kept = ("video_progress = excluded.video_progress, "
+                "last_position = excluded.last_position, " if positions else "")
+        self._write([(
+            "INSERT INTO lesson_progress VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (user_id, lesson_id) DO UPDATE SET course_id = excluded.course_id, "
+            f"completed = excluded.completed, {kept}completed_at = excluded.completed_at, "
+            "completed_via_proxy_at = excluded.completed_via_proxy_at, "
+            "updated_at = excluded.updated_at",
+            [(r.user_id, r.lesson_id, r.course_id, int(r.completed), r.video_progress,
+              r.last_position, r.completed_at, r.completed_via_proxy_at, r.updated_at)
+             for r in rows])], many=True)
 
     def golden_cases(self, route: str | None, limit: int) -> list[ComparisonRow]:
         """The newest `limit` mismatches that carry a golden case, oldest first."""

@@ -116,11 +116,14 @@ class Upstream:
         return response
 
     async def query(self, endpoint: str, document: Document, variables: dict[str, Any],
-                    key: str) -> dict[str, Any]:
-        """The `data` of one GraphQL request; raises a BridgeError on any failure."""
+                    key: str, user_token: str | None = None) -> dict[str, Any]:
+        """The `data` of one GraphQL request; raises a BridgeError on any failure.
+
+        `user_token` goes in the `authToken` header: the upstream's user context.
+        """
         body = orjson.dumps({"query": document.text, "variables": variables,
                              "operationName": document.operation_name})
-        flight = (endpoint, hashlib.sha256(key.encode()).hexdigest(), body)
+        flight = (endpoint, hashlib.sha256(f"{key}\n{user_token}".encode()).hexdigest(), body)
         pending = self._inflight.get(flight)
         if pending is not None:
             self.coalesced += 1
@@ -129,7 +132,7 @@ class Upstream:
             except LeaderCancelled:
                 # the caller that was sending it went away (client gone, its own
                 # deadline): this caller, still wanted, sends it itself
-                return await self.query(endpoint, document, variables, key)
+                return await self.query(endpoint, document, variables, key, user_token)
         else:
             # The first caller sends it itself (no extra task, no extra loop hop);
             # callers arriving meanwhile wait on its future.
@@ -137,7 +140,7 @@ class Upstream:
             future.add_done_callback(_retrieve)
             self._inflight[flight] = future
             try:
-                data = await self._send(endpoint, body, key)
+                data = await self._send(endpoint, body, key, user_token)
             except BaseException as exc:
                 future.set_exception(exc if isinstance(exc, Exception) else LeaderCancelled())
                 raise
@@ -146,6 +149,14 @@ class Upstream:
             finally:
                 del self._inflight[flight]
         return data
+
+    async def mutate(self, endpoint: str, document: Document, variables: dict[str, Any],
+                     key: str, user_token: str) -> dict[str, Any]:
+        """One mutation: never coalesced, and never sent twice. It is retried only when
+        the connection failed before the request went out."""
+        body = orjson.dumps({"query": document.text, "variables": variables,
+                             "operationName": document.operation_name})
+        return await self._send(endpoint, body, key, user_token, resend=False)
 
     def _url(self, endpoint: str) -> httpx.URL:
         url = self._urls.get(endpoint)
@@ -159,17 +170,20 @@ class Upstream:
                                               self.policy.breaker_reset, self._clock)
         return self.breakers[endpoint]
 
-    async def _send(self, endpoint: str, body: bytes, key: str) -> dict[str, Any]:
+    async def _send(self, endpoint: str, body: bytes, key: str, user_token: str | None = None,
+                    resend: bool = True) -> dict[str, Any]:
+        """`resend=False` (a write): retry only what never reached the upstream."""
         breaker = self.breaker(endpoint)
         for attempt in range(self.policy.retries + 1):
             if not breaker.allow():
                 raise UpstreamUnavailable("the upstream is unavailable; retry later",
                                           {"Retry-After": str(breaker.retry_after())})
             try:
-                data = await self._attempt(endpoint, body, key)
+                data = await self._attempt(endpoint, body, key, user_token)
             except UpstreamOutage as exc:
                 breaker.failure()
-                if not exc.retryable or attempt == self.policy.retries:
+                retryable = exc.retryable and (resend or exc.unsent)
+                if not retryable or attempt == self.policy.retries:
                     raise
                 await asyncio.sleep(random.uniform(0, self.policy.backoff * 2 ** attempt))
                 continue
@@ -189,7 +203,8 @@ class Upstream:
             return data
         raise AssertionError("unreachable")
 
-    async def _attempt(self, endpoint: str, body: bytes, key: str) -> dict[str, Any]:
+    async def _attempt(self, endpoint: str, body: bytes, key: str,
+                       user_token: str | None) -> dict[str, Any]:
         try:
             async with asyncio.timeout(self.policy.queue_timeout):
                 await self._slots.acquire()
@@ -199,7 +214,7 @@ class Upstream:
         started = time.perf_counter()
         outcome = "error"
         try:
-            data = await self._exchange(endpoint, body, key)
+            data = await self._exchange(endpoint, body, key, user_token)
             outcome = "ok"
             return data
         except RateLimited:
@@ -216,9 +231,12 @@ class Upstream:
             if self._observe is not None:
                 self._observe(endpoint, outcome, time.perf_counter() - started)
 
-    async def _exchange(self, endpoint: str, body: bytes, key: str) -> dict[str, Any]:
+    async def _exchange(self, endpoint: str, body: bytes, key: str,
+                        user_token: str | None) -> dict[str, Any]:
         headers = {"Authorization": f"Token {key}", "Content-Type": "application/json",
                    "Accept": "application/json", "Accept-Encoding": "gzip, deflate"}
+        if user_token is not None:
+            headers["authToken"] = user_token
         stats = logs.current.get()
         if stats is not None:
             stats.upstream_requests += 1
@@ -231,6 +249,9 @@ class Upstream:
                 await response.aclose()
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout("the upstream did not answer in time") from exc
+        except httpx.ConnectError as exc:  # nothing was sent: a write may try again
+            raise UpstreamOutage("the upstream connection failed", retryable=True,
+                                 unsent=True) from exc
         except httpx.HTTPError as exc:
             raise UpstreamOutage("the upstream connection failed", retryable=True) from exc
         status = response.status_code

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -24,12 +25,18 @@ from legacy_bridge.emulator.cursors import CursorCodec
 from legacy_bridge.emulator.data_api import LegacyDataApi
 from legacy_bridge.emulator.dataset import DEMO_PLAN_ID
 from legacy_bridge.emulator.graphql_api import API_NAMES, PATH_TEMPLATE, build_apis
+from legacy_bridge.emulator.learning_path import Caller, LearningPath
 from legacy_bridge.emulator.legacy import LEGACY_ROUTES, LegacyApi, LegacyError, error_response
 from legacy_bridge.emulator.store import Store
 
 DEMO_API_KEY = "demo-company-key"
 DEMO_PLAN_TOKEN = "demo-plan-token"
 DEMO_COMPANY_TOKEN = "demo-company-token"
+# course progress: legacy tokens of the learners Ana and Ben, and of an admin
+DEMO_LEARNER_TOKEN = "demo-learner-token"
+DEMO_LEARNER2_TOKEN = "demo-learner2-token"
+DEMO_ADMIN_TOKEN = "demo-admin-token"
+DEMO_ADMIN_USER = "0b6c1a52-5d8e-4f3a-9c1e-7a2b4c6d8e0a"
 LEGACY_PATH = "/api/v2/plans/{plan_id}/"
 DATA_API_PATH = "/api/emc/reports/query"
 
@@ -53,7 +60,9 @@ def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None
 
 def create_emulator_app(config: EmulatorConfig) -> Starlette:
     store = Store(config.dataset)
-    apis = build_apis(store, CursorCodec(config.cursor_secret, config.bound_cursors))
+    learning_path = LearningPath()
+    apis = build_apis(store, CursorCodec(config.cursor_secret, config.bound_cursors),
+                      learning_path)
     controls = Controls(enabled=config.controls)
     legacy = LegacyApi(store, config.legacy_tokens, config.drift)
     data_api = LegacyDataApi(config.dataset, config.legacy_tokens)
@@ -68,13 +77,21 @@ def create_emulator_app(config: EmulatorConfig) -> Starlette:
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
             return _json({"errors": [{"message": "body is not JSON"}]}, 400)
-        controls.record(api.name, body if isinstance(body, dict) else {},
-                        request.headers.get("x-request-id"))
+        body = body if isinstance(body, dict) else {}
+        caller: Caller | None = None
+        if api.name == "learning-path":  # the user context comes from the authToken header
+            try:
+                caller = learning_path.caller(request.headers.get("authtoken"))
+            except GraphQLError as exc:
+                controls.record(api.name, body, request.headers.get("x-request-id"), None)
+                return _json({"errors": [exc.formatted], "data": None})
+        controls.record(api.name, body, request.headers.get("x-request-id"),
+                        caller.user_id if caller else None)
         await controls.delay()
-        fault = controls.take_fault(api.name)
+        fault = controls.take_fault(api.name, body.get("operationName"))
         if fault is not None:
             return await controls.fault_response(fault)
-        status, out = api.run(body)
+        status, out = api.run(body, caller)
         return _json(out, status)
 
     async def healthz(request: Request) -> Response:
@@ -99,4 +116,5 @@ def create_emulator_app(config: EmulatorConfig) -> Starlette:
     app.router.redirect_slashes = False  # a trailing slash is another path: 404
     app.state.controls = controls
     app.state.store = store
+    app.state.learning_path = learning_path
     return app

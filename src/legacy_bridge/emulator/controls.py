@@ -27,6 +27,7 @@ FAULT_KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
 class Fault:
     kind: str
     api: str | None = None  # None: any API
+    operation: str | None = None  # None: any operation (operationName)
     until: float | None = None  # a time window (monotonic clock) instead of one request
     starts: float = 0.0  # a window may open later
 
@@ -52,17 +53,21 @@ class Controls:
     counts: Counter[str] = field(default_factory=Counter)
     log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=2000))
 
-    def record(self, api: str, body: dict[str, Any], request_id: str | None = None) -> None:
+    def record(self, api: str, body: dict[str, Any], request_id: str | None = None,
+               auth_user: str | None = None) -> None:
+        """Count and log one request: the acting user, never a token or key."""
         self.counts[api] += 1
         self.log.append({"api": api, "operationName": body.get("operationName"),
-                         "variables": body.get("variables"), "requestId": request_id})
+                         "variables": body.get("variables"), "requestId": request_id,
+                         "auth_user": auth_user})
 
-    def take_fault(self, api: str) -> Fault | None:
+    def take_fault(self, api: str, operation: str | None = None) -> Fault | None:
         now = time.monotonic()
         for fault in list(self.faults):
             if fault.until is not None and fault.until <= now:
                 self.faults.remove(fault)  # an outage window that has ended
-            elif fault.api in (None, api) and fault.starts <= now:
+            elif (fault.api in (None, api) and fault.operation in (None, operation)
+                  and fault.starts <= now):
                 if fault.until is None:
                     self.faults.remove(fault)
                 return fault
@@ -100,11 +105,11 @@ class Controls:
                                 status_code=400)
         if "seconds" in body:  # an outage: every request fails for that long
             starts = time.monotonic() + float(body.get("start_in", 0))
-            self.faults.append(Fault(kind, body.get("api"), starts + float(body["seconds"]),
-                                     starts))
+            self.faults.append(Fault(kind, body.get("api"), body.get("operation"),
+                                     starts + float(body["seconds"]), starts))
         else:
             for _ in range(int(body.get("count", 1))):
-                self.faults.append(Fault(kind, body.get("api")))
+                self.faults.append(Fault(kind, body.get("api"), body.get("operation")))
         if "timeout_seconds" in body:
             self.timeout_seconds = float(body["timeout_seconds"])
         return JSONResponse({"pending": len(self.faults)})

@@ -24,6 +24,7 @@ from graphql import (
 
 from legacy_bridge import schemas
 from legacy_bridge.emulator.cursors import CursorCodec, CursorError, fingerprint
+from legacy_bridge.emulator.learning_path import LearningPath
 from legacy_bridge.emulator.store import (
     ASSESSMENT_PROGRESS,
     LEARNING_PLAN_PROGRESS,
@@ -48,7 +49,7 @@ CONNECTION_APIS = [
     ConnectionApi("learning-plan-progress", "learningPlanProgress", LEARNING_PLAN_PROGRESS),
     ConnectionApi("assessment-progress", "assessmentProgress", ASSESSMENT_PROGRESS),
 ]
-API_NAMES = [api.name for api in CONNECTION_APIS] + ["catalog"]
+API_NAMES = [api.name for api in CONNECTION_APIS] + ["catalog", "learning-path"]
 
 
 def _connection_resolver(api: ConnectionApi, store: Store,
@@ -106,7 +107,7 @@ class GraphQLApi:
     schema: GraphQLSchema
     root: dict[str, Any]
 
-    def run(self, body: Any) -> tuple[int, dict[str, Any]]:
+    def run(self, body: Any, context: Any = None) -> tuple[int, dict[str, Any]]:
         """Execute one GraphQL-over-HTTP request body: (HTTP status, response body)."""
         if not isinstance(body, dict) or not isinstance(body.get("query"), str):
             return 400, {"errors": [{"message": "body must be a JSON object with a query"}]}
@@ -117,8 +118,8 @@ class GraphQLApi:
         if document is None:
             return 400, {"errors": errors}
         result = execute_sync(self.schema, document, root_value=self.root,
-                         variable_values=variables,
-                         operation_name=body.get("operationName"))
+                              context_value=context, variable_values=variables,
+                              operation_name=body.get("operationName"))
         out: dict[str, Any] = {}
         if result.errors:
             out["errors"] = [e.formatted for e in result.errors]
@@ -145,7 +146,8 @@ def _prepare(schema: GraphQLSchema, query: str) -> tuple[DocumentNode | None,
     return document, errors
 
 
-def build_apis(store: Store, codec: CursorCodec) -> dict[str, GraphQLApi]:
+def build_apis(store: Store, codec: CursorCodec,
+               learning_path: LearningPath) -> dict[str, GraphQLApi]:
     apis = {
         api.name: GraphQLApi(api.name, schemas.schema(api.name),
                              {api.root_field: _connection_resolver(api, store, codec)})
@@ -153,4 +155,6 @@ def build_apis(store: Store, codec: CursorCodec) -> dict[str, GraphQLApi]:
     }
     apis["catalog"] = GraphQLApi("catalog", schemas.schema("catalog"),
                                  {"catalog": _catalog_resolver(store)})
+    apis["learning-path"] = GraphQLApi("learning-path", schemas.schema("learning-path"),
+                                       learning_path.root)
     return apis

@@ -1,0 +1,237 @@
+"""A learner's lesson records over the Learning Path API and the progress store.
+
+Completion lives upstream, one 0-100 progress per topic (a lesson is complete
+when all of its topics are); playback positions and completion times live in
+the store (gaps G1, G4). Reads: one `done` query per course. Writes: a
+position save touches only the store (a new row reads `done` once); a
+completion pre-reads `done`, then completes each missing topic in map order,
+never sending a mutation twice. Costs are exact (course-progress-mapping.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from legacy_bridge import logs
+from legacy_bridge.coursemap import Course, CourseMap, Lesson
+from legacy_bridge.errors import CourseIdRequired, StoreFailed, UpstreamError
+from legacy_bridge.progresstable import ProgressTable
+from legacy_bridge.store import LessonRow, Store
+from legacy_bridge.upstream import Upstream
+
+log = logs.get("legacy_bridge.progress")
+
+
+@dataclass(frozen=True)
+class Learner:
+    user_id: str  # the legacy UUID, lower-case: what records carry
+    auth_token: str  # the upstream user context; never logged
+
+
+@dataclass(frozen=True)
+class Write:
+    course_id: int
+    lesson_id: int
+    completed: bool | None  # None: not in the body
+    positions: dict[str, int | float]  # the positions the body gave
+
+
+@dataclass(frozen=True)
+class Written:
+    record: dict[str, Any]
+    not_reverted: bool  # "completed: false" on a completed lesson (G5)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Progress:
+    def __init__(self, table: ProgressTable, courses: CourseMap, store: Store,
+                 upstream: Upstream, api_key: str, ryw_seconds: float, max_courses: int,
+                 now: Callable[[], datetime] = _utc_now) -> None:
+        self.table, self.courses, self.store = table, courses, store
+        self.upstream, self.api_key = upstream, api_key
+        self.ryw = timedelta(seconds=ryw_seconds)
+        self.max_courses = max_courses
+        self.now = now
+        # one writer per (learner, lesson) in this process; the store's upsert is atomic
+        self._locks: weakref.WeakValueDictionary[tuple[str, int], asyncio.Lock] = (
+            weakref.WeakValueDictionary())
+
+    # -- reads ----------------------------------------------------------------
+
+    async def read(self, learner: Learner, course_id: int | None) -> list[dict[str, Any]]:
+        """The learner's records in one course (`[]` for a course the map lacks), or
+        in every mapped course; sorted by course, then lesson."""
+        if course_id is not None:
+            course = self.courses.courses.get(course_id)
+            return [] if course is None else await self._read_course(learner, course)
+        courses = sorted(self.courses.courses.values(), key=lambda c: c.course_id)
+        if len(courses) > self.max_courses:
+            raise CourseIdRequired(f"courseId is required: more than {self.max_courses} "
+                                   "courses are mapped")
+        answers = await asyncio.gather(*(self._read_course(learner, c) for c in courses))
+        return [record for answer in answers for record in answer]
+
+    async def _read_course(self, learner: Learner, course: Course) -> list[dict[str, Any]]:
+        done = await self._done(learner, course)
+        rows = {r.lesson_id: r for r in await self._rows(learner, course)}
+        now = self.now()
+        records, seen, reset = [], [], []
+        for lesson in sorted(course.lessons, key=lambda item: item.lesson_id):
+            row = rows.get(lesson.lesson_id)
+            upstream_done = [t in done for t in lesson.topics]
+            if row is None and not any(upstream_done):
+                continue  # Not Started: no record
+            if all(upstream_done) or self._recent(row, now):
+                if row is None or not row.completed or row.completed_at is None:
+                    # a completion the proxy did not make: its time is when first seen (G4)
+                    row = self._completed(row, learner, lesson, now, via_proxy=False)
+                    seen.append(row)
+            elif row is not None and (row.completed or row.completed_at is not None):
+                # the platform no longer shows it, past read-your-writes: upstream decides
+                row = replace(row, completed=False, completed_at=None,
+                              completed_via_proxy_at=None, updated_at=self._stamp(now))
+                reset.append(row)
+            records.append(self._record(learner, lesson, row))
+        if seen or reset:
+            await self._save(seen + reset, positions=False)
+        return records
+
+    def _recent(self, row: LessonRow | None, now: datetime) -> bool:
+        """Read-your-writes: a completion the proxy made counts for a while even if the
+        upstream does not show it yet."""
+        if row is None or row.completed_via_proxy_at is None:
+            return False
+        made = datetime.fromisoformat(row.completed_via_proxy_at.replace("Z", "+00:00"))
+        return now - made < self.ryw
+
+    async def _done(self, learner: Learner, course: Course) -> set[str]:
+        """The topics the learner has completed in the course, as the upstream says."""
+        t = self.table
+        data = await self.upstream.query(t.endpoint, t.done,
+                                         {t.done_course_variable: course.upstream_id},
+                                         self.api_key, learner.auth_token)
+        pages = data.get(t.done_field)
+        if not isinstance(pages, list):
+            raise UpstreamError("the upstream answered no pages")
+        return {str(p[t.done_page_id]) for p in pages
+                if isinstance(p, dict) and p.get(t.done_page_id) is not None}
+
+    # -- writes ---------------------------------------------------------------
+
+    async def write(self, learner: Learner, write: Write, lesson: Lesson) -> Written:
+        """Upsert one record. 502/504 after a mutation went out leaves the store as it
+        was: the client's retry converges, sending only the topics still missing (G8)."""
+        course = self.courses.courses[lesson.course_id]
+        key = (learner.user_id, lesson.lesson_id)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        async with lock:
+            row = next((r for r in await self._rows(learner, course)
+                        if r.lesson_id == lesson.lesson_id), None)
+            now = self.now()
+            completed = row is not None and row.completed
+            if write.completed and not completed:
+                sent = await self._complete(learner, course, lesson)
+                row = self._completed(row, learner, lesson, now, via_proxy=sent)
+            elif row is None:
+                # a new row: read once, so the answer shows a completion made elsewhere
+                done = await self._done(learner, course)
+                if all(t in done for t in lesson.topics):
+                    row = self._completed(None, learner, lesson, now, via_proxy=False)
+            row = self._positioned(row, learner, lesson, write, now)
+            await self._save([row])
+        return Written(self._record(learner, lesson, row),
+                       not_reverted=write.completed is False and completed)
+
+    async def _complete(self, learner: Learner, course: Course, lesson: Lesson) -> bool:
+        """Complete each topic the upstream lacks, in map order; True if any was sent."""
+        t = self.table
+        done = await self._done(learner, course)
+        missing = [topic for topic in lesson.topics if topic not in done]
+        for topic in missing:
+            await self._mutate(learner, t.complete, {t.complete_topic_variable: topic,
+                                                     t.complete_progress_variable:
+                                                         t.complete_progress})
+        done.update(missing)
+        if missing and course.completion == "explicit" and lesson.is_required and all(
+                topic in done for other in course.lessons if other.is_required
+                for topic in other.topics):
+            await self._mutate(learner, t.set_status, {
+                t.status_course_variable: course.upstream_id,
+                t.status_variable: t.status_completed})
+        return bool(missing)
+
+    async def _mutate(self, learner: Learner, document: Any, variables: dict[str, Any]) -> None:
+        t = self.table
+        data = await self.upstream.mutate(t.endpoint, document, variables, self.api_key,
+                                          learner.auth_token)
+        if data.get(document.operation_name) is not True:
+            raise UpstreamError("the upstream did not apply the change")
+
+    # -- rows and records -------------------------------------------------------
+
+    def _stamp(self, moment: datetime) -> str:
+        digits = self.table.timestamp_digits
+        text = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+        return (text[:len(text) - 6 + digits] if digits else text[:-7]) + "Z"
+
+    def _completed(self, row: LessonRow | None, learner: Learner, lesson: Lesson,
+                   now: datetime, via_proxy: bool) -> LessonRow:
+        base = row or self._new_row(learner, lesson, now)
+        at = base.completed_at or self._stamp(now)
+        via = self._stamp(now) if via_proxy else base.completed_via_proxy_at
+        return replace(base, completed=True, completed_at=at, completed_via_proxy_at=via,
+                       updated_at=self._stamp(now))
+
+    def _new_row(self, learner: Learner, lesson: Lesson, now: datetime) -> LessonRow:
+        d = self.table.defaults
+        return LessonRow(learner.user_id, lesson.lesson_id, lesson.course_id, False,
+                         orjson.dumps(d["video_progress"]).decode(),
+                         orjson.dumps(d["last_position"]).decode(), None, None,
+                         self._stamp(now))
+
+    def _positioned(self, row: LessonRow | None, learner: Learner, lesson: Lesson,
+                    write: Write, now: datetime) -> LessonRow:
+        base = row or self._new_row(learner, lesson, now)
+        given = {name: orjson.dumps(value).decode() for name, value in write.positions.items()}
+        return replace(base, video_progress=given.get("video_progress", base.video_progress),
+                       last_position=given.get("last_position", base.last_position),
+                       updated_at=self._stamp(now))
+
+    def _record(self, learner: Learner, lesson: Lesson, row: LessonRow | None) -> dict[str, Any]:
+        d = self.table.defaults
+        values: dict[str, Any] = {
+            "user_id": learner.user_id, "course_id": lesson.course_id,
+            "lesson_id": lesson.lesson_id,
+            "completed": bool(row and row.completed),
+            "video_progress": orjson.loads(row.video_progress) if row else d["video_progress"],
+            "last_position": orjson.loads(row.last_position) if row else d["last_position"],
+            "completed_at": row.completed_at if row and row.completed else None,
+        }
+        return {key: values[key] for key in self.table.keys}
+
+    async def _rows(self, learner: Learner, course: Course) -> list[LessonRow]:
+        try:
+            return await asyncio.to_thread(self.store.lessons, learner.user_id,
+                                           course.course_id)
+        except Exception as exc:
+            log.error("progress store read failed", error=type(exc).__name__)
+            raise StoreFailed("the progress store failed") from None
+
+    async def _save(self, rows: list[LessonRow], positions: bool = True) -> None:
+        try:
+            await self.store.later(self.store.put_lessons, rows, positions)
+        except Exception as exc:
+            log.error("progress store write failed", error=type(exc).__name__)
+            raise StoreFailed("the progress store failed") from None

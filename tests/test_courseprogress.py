@@ -1,0 +1,339 @@
+"""The course-progress routes: the 15 acceptance checks of course-progress-mapping.md.
+
+The proxy talks to the emulator's Learning Path API over real HTTP; "requests"
+are the emulator's own log (`/_emulator/requests`): operation, variables and
+the acting user, never a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from legacy_bridge.emulator.app import (
+    DEMO_ADMIN_TOKEN,
+    DEMO_COMPANY_TOKEN,
+    DEMO_LEARNER2_TOKEN,
+    DEMO_LEARNER_TOKEN,
+)
+from legacy_bridge.emulator.learning_path import ANA, BEN, SERVICE_USER
+
+AS_ANA = {"Authorization": f"Bearer {DEMO_LEARNER_TOKEN}"}
+AS_BEN = {"Authorization": f"Bearer {DEMO_LEARNER2_TOKEN}"}
+AS_ADMIN = {"Authorization": f"Bearer {DEMO_ADMIN_TOKEN}"}
+READ, COMPLETE, STATUS = ("PagesCompletedByCourse", "UpdateTopicAndCourseProgress",
+                          "UpdateCourseStatus")
+INSTANT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+class Upstream:
+    """The emulator over real HTTP, and what it logged."""
+
+    def __init__(self, url: str, app: Starlette) -> None:
+        self.url, self.app = url, app
+
+    def requests(self) -> list[dict[str, Any]]:
+        return list(httpx.get(f"{self.url}/_emulator/requests").json()["requests"])
+
+    def operations(self) -> list[str]:
+        return [r["operationName"] for r in self.requests()]
+
+    def reset(self) -> None:
+        httpx.post(f"{self.url}/_emulator/reset")
+
+    def fault(self, kind: str, operation: str) -> None:
+        httpx.post(f"{self.url}/_emulator/faults", json={"kind": kind, "operation": operation,
+                                                        "timeout_seconds": 5})
+
+    def progress_percent(self, auth_token: str, course: str) -> int:
+        answer = httpx.post(f"{self.url}/api/public/api/v1/learning-path/graphql", json={
+            "query": "query P($id: ID!) { UserCourseProgress(id: $id) { percentComplete } }",
+            "variables": {"id": course}},
+            headers={"Authorization": "Token demo-company-key", "authToken": auth_token})
+        return int(answer.json()["data"]["UserCourseProgress"]["percentComplete"])
+
+
+@pytest.fixture
+def upstream(emulator_app: Starlette, serve_http: Callable[[Starlette], str]) -> Upstream:
+    return Upstream(serve_http(emulator_app), emulator_app)
+
+
+@pytest.fixture
+async def proxy(make_proxy: Callable[..., Starlette], upstream: Upstream
+                ) -> AsyncIterator[httpx.AsyncClient]:
+    app = make_proxy(over_http=True, upstream_url=upstream.url, upstream_timeout=2,
+                     upstream_backoff=0)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://proxy") as client:
+        yield client
+
+
+def record(lesson: int, course: int = 42, user: str = ANA, completed: bool = False,
+           video: float = 0, position: float = 0, at: str | None = None) -> dict[str, Any]:
+    return {"user_id": user, "course_id": course, "lesson_id": lesson, "completed": completed,
+            "video_progress": video, "last_position": position, "completed_at": at}
+
+
+# -- 1-7: Ana's first steps -------------------------------------------------------
+
+async def test_1_a_learner_without_progress_reads_an_empty_array(
+        proxy: httpx.AsyncClient, upstream: Upstream) -> None:
+    answer = await proxy.get("/api/progress?courseId=42", headers=AS_ANA)
+    assert answer.status_code == 200 and answer.json() == []
+    assert answer.headers["content-type"] == "application/json"
+    assert [(r["operationName"], r["auth_user"]) for r in upstream.requests()] == [(READ, ANA)]
+
+
+async def test_2_a_first_position_save_reads_once_and_sends_no_mutation(
+        proxy: httpx.AsyncClient, upstream: Upstream) -> None:
+    answer = await proxy.post("/api/progress", headers=AS_ANA, json={
+        "course_id": 42, "lesson_id": 101, "video_progress": 180, "last_position": 180})
+    assert answer.status_code == 200
+    assert answer.content == (
+        b'{"user_id":"0b6c1a52-5d8e-4f3a-9c1e-7a2b4c6d8e01","course_id":42,"lesson_id":101,'
+        b'"completed":false,"video_progress":180,"last_position":180,"completed_at":null}')
+    assert upstream.operations() == [READ]
+
+
+async def test_3_the_saved_record_is_read_back_filtered_and_unfiltered(
+        proxy: httpx.AsyncClient, upstream: Upstream) -> None:
+    await proxy.post("/api/progress", headers=AS_ANA, json={
+        "course_id": 42, "lesson_id": 101, "video_progress": 180, "last_position": 180})
+    upstream.reset()
+    filtered = await proxy.get("/api/progress?courseId=42", headers=AS_ANA)
+    assert filtered.json() == [record(101, video=180, position=180)]
+    unfiltered = await proxy.get("/api/progress", headers=AS_ANA)
+    assert unfiltered.json() == filtered.json()
+    assert upstream.operations() == [READ, READ, READ]  # one for 42; 42 and 43 unfiltered
+
+
+async def test_4_a_position_update_on_a_known_row_costs_no_request(
+        proxy: httpx.AsyncClient, upstream: Upstream) -> None:
+    await proxy.post("/api/progress", headers=AS_ANA, json={
+        "course_id": 42, "lesson_id": 101, "video_progress": 180, "last_position": 180})
+    upstream.reset()
+    answer = await proxy.put("/api/progress", headers=AS_ANA, json={
+        "course_id": "42", "lesson_id": 101, "video_progress": 240.5})
+    assert answer.json() == record(101, video=240.5, position=180)
+    assert upstream.requests() == []
+    assert len((await proxy.get("/api/progress?courseId=42", headers=AS_ANA)).json()) == 1
+
+
+async def test_5_a_completion_reads_then_completes_each_topic_in_map_order(
+        proxy: httpx.AsyncClient, upstream: Upstream) -> None:
+    before = datetime.now(UTC)
+    answer = await proxy.post("/api/progress", headers=AS_ANA,
+                              json={"course_id": 42, "lesson_id": 101, "completed": True})
+    after = datetime.now(UTC)
+    body = answer.json()
+    assert answer.status_code == 200 and body["completed"] is True
+    assert INSTANT.match(body["completed_at"])
+    at = datetime.fromisoformat(body["completed_at"].replace("Z", "+00:00"))
+    assert before.replace(microsecond=before.microsecond // 1000 * 1000) <= at <= after
+    assert [(r["operationName"], r["variables"], r["auth_user"])
+            for r in upstream.requests()] == [
+        (READ, {"courseId": "course_abc123"}, ANA),
+        (COMPLETE, {"topicId": "page_text_001", "progress": 100}, ANA),
+        (COMPLETE, {"topicId": "page_video_002", "progress": 100}, ANA)]
+    assert upstream.progress_percent("at-ana", "course_abc123") == 50
+
+
+async def test_6_a_repeated_completion_keeps_its_time_and_sends_nothing(
+        proxy: httpx.AsyncClient, upstream: Upstream) -> None:
+    done = {"course_id": 42, "lesson_id": 101, "completed": True}
+    first = (await proxy.post("/api/progress", headers=AS_ANA, json=done)).json()
+    upstream.reset()
+    again = (await proxy.post("/api/progress", headers=AS_ANA, json=done)).json()
+    assert again == first
+    assert COMPLETE not in upstream.operations()
+
+
+async def test_7_completed_false_after_true_stays_completed_with_a_warning(
+        proxy: httpx.AsyncClient, upstream: Upstream) -> None:
+    first = (await proxy.post("/api/progress", headers=AS_ANA, json={
+        "course_id": 42, "lesson_id": 101, "completed": True})).json()
+    upstream.reset()
+    answer = await proxy.post("/api/progress", headers=AS_ANA, json={
+        "course_id": 42, "lesson_id": 101, "completed": False, "video_progress": 10})
+    assert answer.json() == {**first, "video_progress": 10}
+    assert answer.headers["warning"] == '299 legacy-bridge "completed cannot be reverted"'
+    assert COMPLETE not in upstream.operations()
+
+
+# -- 8-11: refusals, with nothing sent upstream --------------------------------------
+
+@pytest.mark.parametrize(("body", "code", "names"), [
+    (b'{"course_id": 42}', "missing_field", "lesson_id"),
+    (b'{"course_id": 42, "lesson_id": null}', "missing_field", "lesson_id"),
+    (b'{"course_id": 42, "lesson_id": 101, "video_progress": -1}', "invalid_field",
+     "video_progress"),
+    (b'{"course_id": "x", "video_progress": -1}', "missing_field", "lesson_id"),
+    (b'{"course_id": "", "lesson_id": 101}', "invalid_field", "course_id"),
+    (b'{"course_id": 42, "lesson_id": 101, "completed": "yes"}', "invalid_field", "completed"),
+    (b'{"course_id": 42, "lesson_id": true}', "invalid_field", "lesson_id"),
+    (b'{"course_id": 42, "lesson_id": 201}', "unknown_lesson", "201"),
+    (b'{"course_id": 7, "lesson_id": 101}', "unknown_lesson", "101"),
+    (b"not json", "invalid_body", "JSON"),
+    (b"[1, 2]", "invalid_body", "JSON"),
+    (b"", "invalid_body", "JSON"),
+])
+async def test_8_a_bad_write_is_400_and_sends_nothing(
+        proxy: httpx.AsyncClient, upstream: Upstream, body: bytes, code: str,
+        names: str) -> None:
+    answer = await proxy.post("/api/progress", headers=AS_ANA, content=body)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["code"] == code and names in error["message"]
+    assert upstream.requests() == []
+
+
+@pytest.mark.parametrize("query", ["courseId=4x2", "courseId=", "courseId=-4", "courseId=4.0",
+                                   "courseId=1&courseId=2", "courseId=2147483648"])
+async def test_8_a_bad_course_id_is_invalid_parameter(
+        proxy: httpx.AsyncClient, upstream: Upstream, query: str) -> None:
+    answer = await proxy.get(f"/api/progress?{query}", headers=AS_ANA)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "invalid_parameter"
+    assert upstream.requests() == []
+
+
+async def test_an_unmapped_course_is_an_empty_array_without_a_request(
+        proxy: httpx.AsyncClient, upstream: Upstream) -> None:
+    answer = await proxy.get("/api/progress?courseId=99", headers=AS_ANA)
+    assert answer.json() == [] and upstream.requests() == []
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/api/progress"), ("POST", "/api/progress"), ("PUT", "/api/progress"),
+    ("GET", f"/api/admin/progress/{BEN}")])
+@pytest.mark.parametrize("token", [None, "no-such-token"])
+async def test_9_no_token_or_an_unknown_one_is_401_on_every_route(
+        proxy: httpx.AsyncClient, upstream: Upstream, method: str, path: str,
+        token: str | None) -> None:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    answer = await proxy.request(method, path, headers=headers,
+                                 json={"course_id": 42, "lesson_id": 101})
+    assert answer.status_code == 401
+    assert answer.json()["error"]["code"] == "unauthorized"
+    assert upstream.requests() == []
+
+
+async def test_9_a_learner_on_the_admin_route_is_403(
+        proxy: httpx.AsyncClient, upstream: Upstream) -> None:
+    answer = await proxy.get(f"/api/admin/progress/{BEN}", headers=AS_ANA)
+    assert answer.status_code == 403 and upstream.requests() == []
+
+
+async def test_a_v2_plan_token_cannot_call_course_progress(
+        proxy: httpx.AsyncClient, upstream: Upstream) -> None:
+    answer = await proxy.get("/api/progress",
+                             headers={"Authorization": f"Bearer {DEMO_COMPANY_TOKEN}"})
+    assert answer.status_code == 403 and upstream.requests() == []
+
+
+async def test_a_course_progress_token_cannot_call_the_v2_routes(
+        proxy: httpx.AsyncClient) -> None:
+    answer = await proxy.get("/api/v2/plans/fd6f0490-2072-43b0-b1d0-7ee82fe96df2/users",
+                             headers=AS_ANA)
+    assert answer.status_code == 403
+
+
+async def test_10_the_admin_reads_the_path_learner_as_that_learner(
+        proxy: httpx.AsyncClient, upstream: Upstream) -> None:
+    first = await proxy.get(f"/api/admin/progress/{BEN}?courseId=42", headers=AS_ADMIN)
+    body = first.json()
+    assert body == [record(101, user=BEN, completed=True, at=body[0]["completed_at"])]
+    assert INSTANT.match(body[0]["completed_at"])
+    second = await proxy.get(f"/api/admin/progress/{BEN.upper()}?courseId=42",
+                             headers=AS_ADMIN)
+    assert second.json() == body  # the time it was first seen is kept
+    assert {r["auth_user"] for r in upstream.requests()} == {BEN}
+
+
+@pytest.mark.parametrize(("method", "path", "status", "allow"), [
+    ("GET", "/api/admin/progress/not-a-uuid", 400, None),
+    ("GET", "/api/admin/progress/0b6c1a525d8e4f3a9c1e7a2b4c6d8e01", 400, None),
+    ("GET", "/api/admin/progress/0b6c1a52-5d8e-4f3a-9c1e-7a2b4c6d8eff", 404, None),
+    ("POST", f"/api/admin/progress/{BEN}", 405, "GET"),
+    ("DELETE", "/api/progress", 405, "GET, POST, PUT"),
+    ("GET", "/api/progress/", 404, None),
+])
+async def test_11_path_errors(proxy: httpx.AsyncClient, upstream: Upstream, method: str,
+                              path: str, status: int, allow: str | None) -> None:
+    answer = await proxy.request(method, path, headers=AS_ADMIN)
+    assert answer.status_code == status
+    assert answer.headers.get("allow") == allow
+    assert upstream.requests() == []
+
+
+# -- 12-15: isolation, faults, course completion, concurrency ----------------------
+
+async def test_12_a_user_id_in_the_body_is_ignored(
+        proxy: httpx.AsyncClient, upstream: Upstream) -> None:
+    answer = await proxy.post("/api/progress", headers=AS_ANA, json={
+        "user_id": BEN, "course_id": 42, "lesson_id": 103, "video_progress": 5})
+    assert answer.json()["user_id"] == ANA
+    bens = (await proxy.get("/api/progress?courseId=42", headers=AS_BEN)).json()
+    assert [r["lesson_id"] for r in bens] == [101]
+    assert {r["auth_user"] for r in upstream.requests()} == {ANA, BEN}
+
+
+async def test_13_a_failed_mutation_is_502_once_and_the_retry_converges(
+        proxy: httpx.AsyncClient, upstream: Upstream) -> None:
+    complete = {"course_id": 42, "lesson_id": 102, "completed": True}
+    upstream.fault("http_503", COMPLETE)
+    failed = await proxy.post("/api/progress", headers=AS_ANA, json=complete)
+    assert failed.status_code == 502 and failed.json()["error"]["code"] == "upstream_error"
+    assert upstream.operations().count(COMPLETE) == 1  # sent once, never retried
+    assert (await proxy.get("/api/progress?courseId=42", headers=AS_ANA)).json() == []
+    retried = await proxy.post("/api/progress", headers=AS_ANA, json=complete)
+    assert retried.status_code == 200 and retried.json()["completed"] is True
+
+
+async def test_13_a_mutation_timeout_is_504_and_not_retried(
+        proxy: httpx.AsyncClient, upstream: Upstream) -> None:
+    upstream.fault("timeout", COMPLETE)
+    answer = await proxy.post("/api/progress", headers=AS_ANA,
+                              json={"course_id": 42, "lesson_id": 102, "completed": True})
+    assert answer.status_code == 504
+    assert upstream.operations().count(COMPLETE) == 1
+
+
+async def test_13_a_rate_limited_mutation_is_429_with_retry_after(
+        proxy: httpx.AsyncClient, upstream: Upstream) -> None:
+    upstream.fault("http_429", COMPLETE)
+    answer = await proxy.post("/api/progress", headers=AS_ANA,
+                              json={"course_id": 42, "lesson_id": 102, "completed": True})
+    assert answer.status_code == 429 and answer.headers["retry-after"] == "7"
+
+
+async def test_14_completing_the_last_lesson_completes_the_course_once(
+        proxy: httpx.AsyncClient, upstream: Upstream) -> None:
+    complete = {"course_id": 43, "lesson_id": 201, "completed": True}
+    assert (await proxy.post("/api/progress", headers=AS_ANA, json=complete)).status_code == 200
+    learning_path = upstream.app.state.learning_path
+    assert learning_path.status(ANA, "course_def456") == "completed"
+    assert len(learning_path.events(ANA)) == 1
+    assert upstream.operations() == [READ, COMPLETE, STATUS]  # completion = "explicit"
+    upstream.reset()
+    assert (await proxy.post("/api/progress", headers=AS_ANA, json=complete)).status_code == 200
+    assert len(learning_path.events(ANA)) == 1 and upstream.requests() == []
+
+
+async def test_15_concurrent_saves_of_one_lesson_leave_one_record(
+        proxy: httpx.AsyncClient, upstream: Upstream) -> None:
+    answers = await asyncio.gather(*(
+        proxy.post("/api/progress", headers=AS_ANA,
+                   json={"course_id": 42, "lesson_id": 103, "video_progress": n})
+        for n in range(20)))
+    assert {a.status_code for a in answers} == {200}
+    records = (await proxy.get("/api/progress?courseId=42", headers=AS_ANA)).json()
+    assert [r["lesson_id"] for r in records] == [103]
+    assert SERVICE_USER not in {r["auth_user"] for r in upstream.requests()}
