@@ -337,3 +337,52 @@ async def test_15_concurrent_saves_of_one_lesson_leave_one_record(
     records = (await proxy.get("/api/progress?courseId=42", headers=AS_ANA)).json()
     assert [r["lesson_id"] for r in records] == [103]
     assert SERVICE_USER not in {r["auth_user"] for r in upstream.requests()}
+
+
+# -- which error wins (contract: "Precise rules") ------------------------------------
+
+NO_TOKEN: dict[str, str] = {}
+
+
+@pytest.mark.parametrize(("method", "path", "headers", "body", "status", "code"), [
+    ("DELETE", "/api/progress", NO_TOKEN, b"", 405, "method_not_allowed"),
+    ("GET", "/api/progress/", NO_TOKEN, b"", 404, "not_found"),
+    ("POST", "/api/progress", NO_TOKEN, b"not json", 401, "unauthorized"),
+    ("GET", "/api/progress?courseId=x", NO_TOKEN, b"", 401, "unauthorized"),
+    ("GET", "/api/admin/progress/not-a-uuid", AS_ANA, b"", 403, "forbidden"),
+    ("POST", "/api/progress", {"Authorization": f"Bearer {DEMO_COMPANY_TOKEN}"}, b"x", 403,
+     "forbidden"),
+    # an admin acting on /api/progress has no platform identity of their own
+    ("POST", "/api/progress", AS_ADMIN, b"not json", 403, "forbidden"),
+    ("GET", "/api/admin/progress/0b6c1a52-5d8e-4f3a-9c1e-7a2b4c6d8eff?courseId=x", AS_ADMIN,
+     b"", 400, "invalid_parameter"),
+    ("POST", "/api/progress", AS_ANA,
+     b'{"course_id": 42, "lesson_id": 201, "video_progress": -1}', 400, "invalid_field"),
+    ("POST", "/api/progress", AS_ANA, b'{"course_id": 7, "lesson_id": "x"}', 400,
+     "invalid_field"),
+])
+async def test_the_first_failing_check_in_contract_order_answers(
+        proxy: httpx.AsyncClient, upstream: Upstream, method: str, path: str,
+        headers: dict[str, str], body: bytes, status: int, code: str) -> None:
+    answer = await proxy.request(method, path, headers=headers, content=body)
+    assert (answer.status_code, answer.json()["error"]["code"]) == (status, code)
+    assert answer.headers["content-type"] == "application/json"
+    assert upstream.requests() == []
+
+
+async def test_a_body_parsed_as_json_whatever_its_content_type(
+        proxy: httpx.AsyncClient, upstream: Upstream) -> None:
+    answer = await proxy.post("/api/progress", content=b'{"course_id": 42, "lesson_id": 103}',
+                              headers={**AS_ANA, "Content-Type": "text/plain"})
+    assert answer.status_code == 200 and answer.json()["lesson_id"] == 103
+
+
+async def test_no_answer_carries_a_token_or_an_auth_token(
+        proxy: httpx.AsyncClient, upstream: Upstream) -> None:
+    answers = [await proxy.get("/api/progress", headers=AS_ANA),
+               await proxy.get(f"/api/admin/progress/{BEN}", headers=AS_ADMIN),
+               await proxy.post("/api/progress", headers=AS_ANA, content=b"x")]
+    for answer in answers:
+        text = answer.text + str(answer.headers)
+        assert not any(secret in text for secret in
+                       (DEMO_LEARNER_TOKEN, DEMO_ADMIN_TOKEN, "at-ana", "at-ben"))

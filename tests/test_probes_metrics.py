@@ -23,7 +23,8 @@ async def test_readyz_is_ready_when_every_upstream_answers(proxy: httpx.AsyncCli
     body = response.json()
     assert body["status"] == "ready" and body["mappings"] == "loaded"
     assert set(body["upstreams"].values()) == {"ok"}
-    assert len(body["upstreams"]) == 4  # three progress APIs and the catalog (Data API)
+    # three progress APIs, the catalog (Data API) and Learning Path (course progress)
+    assert len(body["upstreams"]) == 5
 
 
 async def test_readyz_turns_false_when_an_upstream_is_down(
@@ -55,7 +56,7 @@ async def test_readyz_caches_its_check_briefly(
         proxy: httpx.AsyncClient, upstream_counts: Callable[[], dict[str, int]]) -> None:
     for _ in range(3):
         await proxy.get("/readyz")
-    assert sum(upstream_counts().values()) == 4  # one probe per API (catalog too), once
+    assert sum(upstream_counts().values()) == 5  # one probe per API, once
 
 
 async def test_metrics_count_legacy_and_upstream_requests_by_route_and_api(

@@ -151,8 +151,9 @@ class Progress:
                     row = self._completed(None, learner, lesson, now, via_proxy=False)
             row = self._positioned(row, learner, lesson, write, now)
             await self._save([row])
+        # also a completion made elsewhere, first seen by this write's read
         return Written(self._record(learner, lesson, row),
-                       not_reverted=write.completed is False and completed)
+                       not_reverted=write.completed is False and row.completed)
 
     async def _complete(self, learner: Learner, course: Course, lesson: Lesson) -> bool:
         """Complete each topic the upstream lacks, in map order; True if any was sent."""
