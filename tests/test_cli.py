@@ -61,6 +61,15 @@ def test_demo_starts_the_upstream_and_the_proxy(tmp_path: Path) -> None:
         assert health.json() == {"status": "ok"}
         assert legacy.json()["total"] > 0
         assert proxied.json() == legacy.json()
+        # the banner's course-progress lines: a save, and the admin reading Ben
+        saved = httpx.post(f"http://127.0.0.1:{proxy_port}/api/progress",
+                           headers={"Authorization": "Bearer demo-learner-token"},
+                           content=b'{"course_id": 42, "lesson_id": 101, "video_progress": 180}')
+        assert saved.json()["video_progress"] == 180
+        bens = httpx.get(f"http://127.0.0.1:{proxy_port}/api/admin/progress/"
+                         "0b6c1a52-5d8e-4f3a-9c1e-7a2b4c6d8e02",
+                         headers={"Authorization": "Bearer demo-admin-token"})
+        assert [r["completed"] for r in bens.json()] == [True]
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=20)

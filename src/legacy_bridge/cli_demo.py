@@ -18,19 +18,25 @@ from legacy_bridge import logs
 from legacy_bridge.app import create_app
 from legacy_bridge.auth import digest
 from legacy_bridge.emulator.app import (
+    DEMO_ADMIN_TOKEN,
+    DEMO_ADMIN_USER,
     DEMO_API_KEY,
     DEMO_COMPANY_TOKEN,
+    DEMO_LEARNER2_TOKEN,
+    DEMO_LEARNER_TOKEN,
     DEMO_PLAN_TOKEN,
     EmulatorConfig,
     create_emulator_app,
 )
 from legacy_bridge.emulator.dataset import DEMO_PLAN_ID, DatasetSpec, empty_plan_id, ensure
+from legacy_bridge.emulator.learning_path import ANA, AUTH_TOKENS, BEN
 from legacy_bridge.emulator.legacy import DRIFTS
 from legacy_bridge.errors import ConfigError, MappingError, TokenFileError
 from legacy_bridge.settings import Settings
 
 DATA_DIR = Path(".data")
-DEMO_ADMIN_TOKEN = "demo-admin-token"
+# opens the /_bridge/ pages; not a legacy token (the course admin's is DEMO_ADMIN_TOKEN)
+BRIDGE_ADMIN_TOKEN = "demo-bridge-admin-token"
 
 
 def _app(settings: Settings) -> Starlette:
@@ -77,9 +83,22 @@ def _demo_tokens(data_dir: Path) -> Path:
     path = data_dir / "demo-tokens.toml"
     rows = [("demo-plan", DEMO_PLAN_TOKEN, f'["{DEMO_PLAN_ID}"]'),
             ("demo-company", DEMO_COMPANY_TOKEN, '["*"]')]
+    users = [("ana", DEMO_LEARNER_TOKEN, ANA, "learner"),
+             ("ben", DEMO_LEARNER2_TOKEN, BEN, "learner"),
+             ("course-admin", DEMO_ADMIN_TOKEN, DEMO_ADMIN_USER, "admin")]
     path.write_text("".join(
         f'[[tokens]]\nlabel = "{label}"\nsha256 = "{digest(token)}"\nplans = {plans}\n\n'
-        for label, token, plans in rows))
+        for label, token, plans in rows) + "".join(
+        f'[[tokens]]\nlabel = "{label}"\nsha256 = "{digest(token)}"\nuser_id = "{user}"\n'
+        f'role = "{role}"\n\n' for label, token, user, role in users))
+    return path
+
+
+def _demo_learners(data_dir: Path) -> Path:
+    """The emulated platform's authToken of each demo learner (BRIDGE_LEARNERS_FILE)."""
+    path = data_dir / "demo-learners.toml"
+    path.write_text("".join(f'[[learners]]\nuser_id = "{user}"\nauth_token = "{token}"\n\n'
+                            for token, user in AUTH_TOKENS.items()))
     return path
 
 
@@ -102,12 +121,19 @@ Try:
 The legacy Data API, SQL over roster_v1 (company token):
   curl -s -H "Authorization: Bearer {DEMO_COMPANY_TOKEN}" -H "Content-Type: text/plain" \
        -d "SELECT node_key, COUNT(*) FROM roster_v1 GROUP BY node_key" {proxy}/api/emc/reports/query
+Course progress over the Learning Path API (Ana's token; Ben has lesson 101 done):
+  curl -s -H "Authorization: Bearer {DEMO_LEARNER_TOKEN}" "{proxy}/api/progress?courseId=42"
+  curl -s -H "Authorization: Bearer {DEMO_LEARNER_TOKEN}" -X POST {proxy}/api/progress \
+       -d '{{"course_id": 42, "lesson_id": 101, "video_progress": 180, "last_position": 180}}'
+  curl -s -H "Authorization: Bearer {DEMO_LEARNER_TOKEN}" -X POST {proxy}/api/progress \
+       -d '{{"course_id": 42, "lesson_id": 101, "completed": true}}'
+  curl -s -H "Authorization: Bearer {DEMO_ADMIN_TOKEN}" "{proxy}/api/admin/progress/{BEN}"
 The old API itself, for comparison:
   curl -s {auth} "{upstream}/api/v2/plans/{DEMO_PLAN_ID}/progress?per_page=5"
 What a legacy call becomes in GraphQL, and who still calls what (admin token):
-  curl -s -H "Authorization: Bearer {DEMO_ADMIN_TOKEN}" \
+  curl -s -H "Authorization: Bearer {BRIDGE_ADMIN_TOKEN}" \
        "{proxy}/_bridge/explain?url=%2Fapi%2Fv2%2Fplans%2F{DEMO_PLAN_ID}%2Fusers%3Fpage%3D3"
-  curl -s -H "Authorization: Bearer {DEMO_ADMIN_TOKEN}" "{proxy}/_bridge/usage.json"
+  curl -s -H "Authorization: Bearer {BRIDGE_ADMIN_TOKEN}" "{proxy}/_bridge/usage.json"
   open {proxy}/_bridge/usage in a browser with that header, or: legacy-bridge usage \
        --store-url sqlite:///.data/bridge.sqlite3
 Ctrl-C stops both.
@@ -127,7 +153,8 @@ def demo(seed: int, learners: int, plans: int, data_dir: Path, port: int,
     upstream = f"http://127.0.0.1:{upstream_port}"
     settings = Settings(upstream_url=upstream, upstream_api_key=SecretStr(DEMO_API_KEY),
                         tokens_file=_demo_tokens(data_dir), port=port,
-                        admin_token=SecretStr(DEMO_ADMIN_TOKEN),
+                        admin_token=SecretStr(BRIDGE_ADMIN_TOKEN),
+                        learners_file=_demo_learners(data_dir),
                         store_url=f"sqlite:///{data_dir / 'bridge.sqlite3'}")
     logs.to_stdout("WARNING")
     servers = [
