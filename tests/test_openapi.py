@@ -11,8 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from starlette.applications import Starlette
 
-from legacy_bridge.emulator.app import DEMO_COMPANY_TOKEN
+from legacy_bridge.emulator.app import DEMO_ADMIN_TOKEN, DEMO_COMPANY_TOKEN, DEMO_LEARNER_TOKEN
 from legacy_bridge.emulator.dataset import DEMO_PLAN_ID
+from legacy_bridge.emulator.learning_path import BEN
 from legacy_bridge.mapping import load_mappings
 from legacy_bridge.openapi import document, item_schema
 from support import DATA_API, MAPPINGS
@@ -46,13 +47,14 @@ def test_parameters_come_from_the_mapping() -> None:
 async def test_app_serves_its_description(proxy: httpx.AsyncClient) -> None:
     body = (await proxy.get("/openapi.json")).json()
     assert body["openapi"].startswith("3.1")
-    assert set(body["paths"]) == {route.path for route in ROUTES.values()} | {DATA_API}
+    assert set(body["paths"]) == {route.path for route in ROUTES.values()} | {
+        DATA_API, "/api/progress", "/api/admin/progress/{learnerId}"}
 
 
-def fuzz(operation: schemathesis.APIOperation, *excluded: schemathesis.checks.CheckFunction
-         ) -> None:
+def fuzz(operation: schemathesis.APIOperation, *excluded: schemathesis.checks.CheckFunction,
+         token: str = DEMO_COMPANY_TOKEN) -> None:
     """Positive and negative cases: each must get a documented status and body, no 5xx."""
-    auth = {"Authorization": f"Bearer {DEMO_COMPANY_TOKEN}"}
+    auth = {"Authorization": f"Bearer {token}"}
 
     @settings(max_examples=80, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
@@ -98,3 +100,30 @@ def test_real_pages_match_the_described_item_schema(
     response = case.call_and_validate(
         headers={"Authorization": f"Bearer {DEMO_COMPANY_TOKEN}"})
     assert response.json()["results"]  # real records were validated, not an empty page
+
+
+@pytest.mark.parametrize(("path", "method", "token", "accepted"), [
+    ("/api/progress", "GET", DEMO_LEARNER_TOKEN, [200]),
+    # a well-formed body names a lesson the course map may lack: 400 unknown_lesson
+    ("/api/progress", "POST", DEMO_LEARNER_TOKEN, [200, 400]),
+    ("/api/progress", "PUT", DEMO_LEARNER_TOKEN, [200, 400]),
+    ("/api/admin/progress/{learnerId}", "GET", DEMO_ADMIN_TOKEN, [200, 404]),
+])
+def test_schemathesis_finds_no_5xx_on_the_course_progress_routes(
+        make_proxy: Callable[..., Starlette], path: str, method: str, token: str,
+        accepted: list[int]) -> None:
+    # Unknown keys in a body are ignored (contract), as unknown query parameters are.
+    config = schemathesis.Config.from_dict({"checks": {"positive_data_acceptance": {
+        "expected-statuses": accepted}}})
+    api = schemathesis.openapi.from_asgi("/openapi.json", make_proxy(), config=config)
+    fuzz(api[path][method], schemathesis.checks.negative_data_rejection, token=token)
+
+
+def test_real_course_progress_records_match_the_described_schema(
+        make_proxy: Callable[..., Starlette]) -> None:
+    api = schemathesis.openapi.from_asgi("/openapi.json", make_proxy())
+    auth = {"Authorization": f"Bearer {DEMO_ADMIN_TOKEN}"}
+    case = api["/api/admin/progress/{learnerId}"]["GET"].Case(
+        path_parameters={"learnerId": BEN}, query={"courseId": 42})
+    response = case.call_and_validate(headers=auth)
+    assert response.json()[0]["completed"] is True  # a real record was validated

@@ -224,7 +224,8 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
                     settings.compare_pii == "keep")
     sql = bridge.data_api
     description = json_response(openapi.document(
-        [c.route for c in bridge.routes], sql.api if sql else None))
+        [c.route for c in bridge.routes], sql.api if sql else None,
+        bridge.course_progress[0].table if bridge.course_progress else None))
 
     async def healthz(request: Request) -> Response:
         return json_response({"status": "ok"})

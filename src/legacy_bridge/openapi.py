@@ -15,6 +15,7 @@ from graphql import GraphQLEnumType, GraphQLNonNull, GraphQLObjectType, get_name
 from legacy_bridge import __version__, schemas
 from legacy_bridge.mapping import FieldRule, Param, Route
 from legacy_bridge.paramtypes import PARAM_TYPES
+from legacy_bridge.progresstable import ProgressRoute, ProgressTable
 from legacy_bridge.sqlmap import DataApi
 
 Schema = dict[str, Any]
@@ -155,7 +156,72 @@ def data_api_operation(api: DataApi) -> Schema:
     }}
 
 
-def document(routes: list[Route], data_api: DataApi | None = None) -> Schema:
+_PROGRESS_ERRORS = {
+    **ERRORS,
+    "400": ("invalid_parameter, invalid_body, missing_field, invalid_field, unknown_lesson "
+            "or course_id_required", "a bad courseId or learnerId, or a bad write body"),
+    "403": ("forbidden", "not a course-progress user, not an admin on the admin route, or "
+            "no platform identity"),
+    "404": ("not_found", "unknown route, or an unknown learner on the admin route"),
+    "405": ("method_not_allowed", "a verb the route does not take (see Allow)"),
+    "500": ("internal_error", "the proxy's progress store failed"),
+}
+_LEGACY_ID: Schema = {"type": "integer", "minimum": 1, "maximum": 2_147_483_647}
+_SECONDS: Schema = {"type": "number", "minimum": 0}
+
+
+def progress_record_schema(table: ProgressTable) -> Schema:
+    """One course-progress record, keys in the table's order."""
+    held: dict[str, Schema] = {
+        "user_id": {"type": "string", "format": "uuid"}, "course_id": _LEGACY_ID,
+        "lesson_id": _LEGACY_ID, "completed": {"type": "boolean"},
+        "video_progress": _SECONDS, "last_position": _SECONDS,
+        "completed_at": {"anyOf": [{"type": "string", "format": "date-time"},
+                                   {"type": "null"}]}}
+    return {"type": "object", "additionalProperties": False, "required": list(table.keys),
+            "properties": {key: held[key] for key in table.keys}}
+
+
+def progress_operations(table: ProgressTable, route: ProgressRoute) -> Schema:
+    record = progress_record_schema(table)
+    course: Schema = {"name": table.course_param, "in": "query", "required": False,
+                      "schema": _LEGACY_ID}
+    params = [course]
+    if route.path_param is not None:
+        params.insert(0, {"name": route.path_param, "in": "path", "required": True,
+                          "schema": {"type": "string", "format": "uuid"}})
+    common: Schema = {"security": [{"legacyToken": []}]}
+    errors = _errors(_PROGRESS_ERRORS)
+    operations: Schema = {"get": {
+        **common, "operationId": route.name.replace("-", "_") + "_read",
+        "summary": f"{route.name}: the learner's lesson records (Learning Path API)",
+        "parameters": params,
+        "responses": {"200": {"description": "the records, sorted by course then lesson",
+                              "content": {"application/json": {"schema": {
+                                  "type": "array", "items": record}}}}, **errors}}}
+    body: Schema = {"type": "object", "required": ["course_id", "lesson_id"], "properties": {
+        "course_id": {"anyOf": [_LEGACY_ID, {"type": "string", "pattern": "^[0-9]+$"}]},
+        "lesson_id": {"anyOf": [_LEGACY_ID, {"type": "string", "pattern": "^[0-9]+$"}]},
+        "completed": {"type": ["boolean", "null"]},
+        "video_progress": {"anyOf": [_SECONDS, {"type": "null"}]},
+        "last_position": {"anyOf": [_SECONDS, {"type": "null"}]}},
+        "description": "a lesson of the course map; another lesson is 400 unknown_lesson"}
+    for verb in ("post", "put"):
+        if verb.upper() in route.methods:
+            operations[verb] = {
+                **common, "operationId": f"{route.name.replace('-', '_')}_{verb}",
+                "summary": f"{route.name}: upsert one lesson record",
+                "requestBody": {"required": True,
+                                "content": {"application/json": {"schema": body}}},
+                "responses": {"200": {
+                    "description": "the record after the write (Warning: 299 when a "
+                                   "completed lesson was sent completed: false)",
+                    "content": {"application/json": {"schema": record}}}, **errors}}
+    return operations
+
+
+def document(routes: list[Route], data_api: DataApi | None = None,
+             progress: ProgressTable | None = None) -> Schema:
     paths: Schema = {}
     for route in routes:
         errors = _errors(ERRORS)
@@ -172,9 +238,13 @@ def document(routes: list[Route], data_api: DataApi | None = None) -> Schema:
         }}
     if data_api is not None:
         paths[data_api.path] = data_api_operation(data_api)
+    if progress is not None:
+        for progress_route in progress.routes:
+            paths[progress_route.path] = progress_operations(progress, progress_route)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Learner Progress API v2 (served by legacy-bridge)",
+        "info": {"title": "Learner Progress API v2 and Course Progress API "
+                          "(served by legacy-bridge)",
                  "version": __version__},
         "components": {"securitySchemes": {"legacyToken": {"type": "http",
                                                            "scheme": "bearer"}}},
