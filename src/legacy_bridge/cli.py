@@ -23,6 +23,7 @@ from legacy_bridge.admin import usage_table
 from legacy_bridge.app import create_app
 from legacy_bridge.auth import digest
 from legacy_bridge.cli_compare import compare
+from legacy_bridge.cli_progress import progress
 from legacy_bridge.errors import BridgeError, ConfigError, MappingError, TokenFileError
 from legacy_bridge.explain import explain as explain_request
 from legacy_bridge.explain import explain_sql, sql_text
@@ -61,6 +62,7 @@ def main() -> None:
 
 
 main.add_command(compare)
+main.add_command(progress)
 
 
 def _settings_flags(command: Any) -> Any:

@@ -142,8 +142,8 @@ class Progress:
             now = self.now()
             completed = row is not None and row.completed
             if write.completed and not completed:
-                sent = await self._complete(learner, course, lesson)
-                row = self._completed(row, learner, lesson, now, via_proxy=sent)
+                sent = await self.complete(learner, course, [lesson])
+                row = self._completed(row, learner, lesson, now, via_proxy=sent > 0)
             elif row is None:
                 # a new row: read once, so the answer shows a completion made elsewhere
                 done = await self._done(learner, course)
@@ -155,23 +155,28 @@ class Progress:
         return Written(self._record(learner, lesson, row),
                        not_reverted=write.completed is False and row.completed)
 
-    async def _complete(self, learner: Learner, course: Course, lesson: Lesson) -> bool:
-        """Complete each topic the upstream lacks, in map order; True if any was sent."""
+    async def complete(self, learner: Learner, course: Course, lessons: list[Lesson]) -> int:
+        """Complete each topic of `lessons` the upstream lacks, in map order, after one
+        read of what is done; how many topic mutations were sent."""
         t = self.table
         done = await self._done(learner, course)
-        missing = [topic for topic in lesson.topics if topic not in done]
-        for topic in missing:
-            await self._mutate(learner, t.complete, {t.complete_topic_variable: topic,
-                                                     t.complete_progress_variable:
-                                                         t.complete_progress})
-        done.update(missing)
-        if missing and course.completion == "explicit" and lesson.is_required and all(
+        sent = 0
+        for lesson in lessons:
+            for topic in lesson.topics:
+                if topic not in done:
+                    await self._mutate(learner, t.complete, {
+                        t.complete_topic_variable: topic,
+                        t.complete_progress_variable: t.complete_progress})
+                    done.add(topic)
+                    sent += 1
+        if sent and course.completion == "explicit" and any(
+                lesson.is_required for lesson in lessons) and all(
                 topic in done for other in course.lessons if other.is_required
                 for topic in other.topics):
             await self._mutate(learner, t.set_status, {
                 t.status_course_variable: course.upstream_id,
                 t.status_variable: t.status_completed})
-        return bool(missing)
+        return sent
 
     async def _mutate(self, learner: Learner, document: Any, variables: dict[str, Any]) -> None:
         t = self.table

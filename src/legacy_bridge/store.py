@@ -40,6 +40,9 @@ CREATE TABLE IF NOT EXISTS lesson_progress (
   completed_at TEXT, completed_via_proxy_at TEXT, updated_at TEXT NOT NULL,
   PRIMARY KEY (user_id, lesson_id)
 );
+CREATE TABLE IF NOT EXISTS progress_imports (
+  file_sha256 TEXT PRIMARY KEY, line BIGINT NOT NULL, updated_at TEXT NOT NULL
+);
 """
 
 
@@ -99,6 +102,8 @@ POSTGRES_SCHEMA = [
   completed INTEGER NOT NULL, video_progress TEXT NOT NULL, last_position TEXT NOT NULL,
   completed_at TEXT, completed_via_proxy_at TEXT, updated_at TEXT NOT NULL,
   PRIMARY KEY (user_id, lesson_id))""",
+    """CREATE TABLE IF NOT EXISTS progress_imports (
+  file_sha256 TEXT PRIMARY KEY, line BIGINT NOT NULL, updated_at TEXT NOT NULL)""",
 ]
 
 # Columns added after a table's first version, so a store written by an older
@@ -270,6 +275,37 @@ class Store:
             [(r.user_id, r.lesson_id, r.course_id, int(r.completed), r.video_progress,
               r.last_position, r.completed_at, r.completed_via_proxy_at, r.updated_at)
              for r in rows])], many=True)
+
+    def insert_lessons(self, rows: list[LessonRow]) -> int:
+        """Rows the store does not hold yet, in one transaction (an import never
+        overwrites what the proxy wrote since); how many were new."""
+        with self._lock:
+            try:
+                added = 0
+                for r in rows:
+                    added += self._db.execute(self._sql(
+                        "INSERT INTO lesson_progress VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (user_id, lesson_id) DO NOTHING"),
+                        (r.user_id, r.lesson_id, r.course_id, int(r.completed),
+                         r.video_progress, r.last_position, r.completed_at,
+                         r.completed_via_proxy_at, r.updated_at)).rowcount
+                self._db.commit()
+            except BaseException:
+                self._db.rollback()
+                raise
+        return added
+
+    def set_import_checkpoint(self, file_sha256: str, line: int) -> None:
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self._write([("INSERT INTO progress_imports VALUES (?, ?, ?) ON CONFLICT (file_sha256) "
+                      "DO UPDATE SET line = excluded.line, updated_at = excluded.updated_at",
+                      (file_sha256, line, now))])
+
+    def import_checkpoint(self, file_sha256: str) -> int:
+        """The last line of that file an import committed (0: none)."""
+        rows = self._read("SELECT line FROM progress_imports WHERE file_sha256 = ?",
+                          [file_sha256])
+        return int(rows[0][0]) if rows else 0
 
     def golden_cases(self, route: str | None, limit: int) -> list[ComparisonRow]:
         """The newest `limit` mismatches that carry a golden case, oldest first."""
