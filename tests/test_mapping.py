@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,7 +37,8 @@ def test_every_shipped_mapping_loads() -> None:
 def test_check_command_accepts_the_shipped_tables() -> None:
     result = CliRunner().invoke(main, ["check", "--mappings-dir", str(MAPPINGS)])
     assert result.exit_code == 0
-    assert result.output.count("ok  ") == 4  # three routes and the Data API table
+    # three routes, the Data API table, two course-progress routes and the course map
+    assert result.output.count("ok  ") == 7
 
 
 def broken(tmp_path: Path, old: str, new: str) -> MappingError:
@@ -117,12 +119,40 @@ def test_serve_refuses_to_start_with_a_bad_table(tmp_path: Path) -> None:
 
 
 def test_check_against_the_live_upstream_passes_when_the_schemas_agree(
-        emulator_app: Starlette, serve_http: Callable[[Starlette], str]) -> None:
+        emulator_app: Starlette, serve_http: Callable[[Starlette], str],
+        learners_file: Path) -> None:
     base = serve_http(emulator_app)
     result = CliRunner().invoke(main, ["check", "--mappings-dir", str(MAPPINGS),
-                                       "--upstream", base, "--api-key", "demo-company-key"])
+                                       "--upstream", base, "--api-key", "demo-company-key",
+                                       "--learners-file", str(learners_file)])
     assert result.exit_code == 0, result.output
-    assert result.output.count("ok  ") == 4  # three routes and the Data API table
+    assert result.output.count("ok  ") == 7
+    assert "course-map.toml: 2 courses, 4 lessons (as the platform requires)" in result.output
+
+
+@pytest.mark.parametrize(("old", "new", "says"), [
+    ("lesson_id = 102\ntopics = [\"page_quiz_003\"]\nis_required = true",
+     "lesson_id = 102\ntopics = [\"page_quiz_003\"]\nis_required = false",
+     "courses.0.lessons.1: the platform requires topic 'page_quiz_003', but its lesson is "
+     "not is_required - fix: set is_required = true"),
+    ('topics = ["page_text_001", "page_video_002"]', 'topics = ["page_text_001"]',
+     "requires topic 'page_video_002', which no lesson lists - fix: add it to its lesson"),
+    ('upstream_id = "course_def456"', 'upstream_id = "course_nope"',
+     "courses.1.upstream_id: the upstream knows no course 'course_nope'"),
+])
+def test_check_against_the_live_upstream_catches_a_course_map_the_platform_disagrees_with(
+        emulator_app: Starlette, serve_http: Callable[[Starlette], str], tmp_path: Path,
+        learners_file: Path, old: str, new: str, says: str) -> None:
+    shutil.copytree(MAPPINGS, tmp_path / "tables")
+    course_map = tmp_path / "tables" / "course-map.toml"
+    assert old in course_map.read_text()
+    course_map.write_text(course_map.read_text().replace(old, new))
+    result = CliRunner().invoke(main, ["check", "--mappings-dir", str(tmp_path / "tables"),
+                                       "--upstream", serve_http(emulator_app), "--api-key",
+                                       "demo-company-key", "--learners-file",
+                                       str(learners_file)])
+    assert result.exit_code == 1
+    assert says in result.output
 
 
 def test_check_against_the_live_upstream_catches_schema_drift() -> None:

@@ -109,6 +109,10 @@ class Learners:
     def auth_token(self, user_id: str) -> str | None:
         return self._tokens.get(user_id.lower())
 
+    def any_token(self) -> str | None:
+        """The first learner's token: checks that read as "any learner" use it."""
+        return next(iter(self._tokens.values()), None)
+
 
 def load_learners(path: Path | None) -> Learners:
     """BRIDGE_LEARNERS_FILE; no file: no learner has a platform identity."""

@@ -21,14 +21,17 @@ from starlette.applications import Starlette
 from legacy_bridge import logs
 from legacy_bridge.admin import usage_table
 from legacy_bridge.app import create_app
-from legacy_bridge.auth import digest
+from legacy_bridge.auth import digest, load_learners
 from legacy_bridge.cli_compare import compare
 from legacy_bridge.cli_progress import progress
+from legacy_bridge.coursecheck import check_course_map
+from legacy_bridge.coursemap import CourseMap, load_course_map
 from legacy_bridge.errors import BridgeError, ConfigError, MappingError, TokenFileError
 from legacy_bridge.explain import explain as explain_request
 from legacy_bridge.explain import explain_sql, sql_text
 from legacy_bridge.mapping import load_mappings
 from legacy_bridge.operations import bundled_schema
+from legacy_bridge.progresstable import ProgressTable, load_progress_table
 from legacy_bridge.routes import compile_route, resolve
 from legacy_bridge.settings import PACKAGED_MAPPINGS, Settings
 from legacy_bridge.sqlexpr import SqlLimits
@@ -111,20 +114,30 @@ def _start(settings: Settings) -> Starlette:
                    "bundled SDL")
 @click.option("--api-key", envvar="BRIDGE_UPSTREAM_API_KEY", default="",
               help="Key for --upstream [env BRIDGE_UPSTREAM_API_KEY]")
-def check(mappings_dir: Path | None, upstream_url: str | None, api_key: str) -> None:
+@click.option("--learners-file", envvar="BRIDGE_LEARNERS_FILE", default=None,
+              type=click.Path(path_type=Path), help="With --upstream, the course map is "
+              "checked as the first learner listed [env BRIDGE_LEARNERS_FILE]")
+def check(mappings_dir: Path | None, upstream_url: str | None, api_key: str,
+          learners_file: Path | None) -> None:
     """Load and check every mapping table against the GraphQL schemas.
 
     Exits non-zero, naming the file, the key and the fix, on the first problem.
+    With --upstream, also the course map against the platform's required topics.
     """
     directory = mappings_dir or Settings().mappings_dir
-    schemas = (LiveSchemas(upstream_url, api_key) if upstream_url
-               else contextlib.nullcontext(bundled_schema))
+    live = LiveSchemas(upstream_url, api_key) if upstream_url else None
     try:
-        with schemas as source:
+        with live or contextlib.nullcontext(bundled_schema) as source:
             routes = load_mappings(directory, source)
             data_api = load_data_api(directory, source)
-    except MappingError as exc:
+            progress = load_progress_table(directory, source)
+            courses = load_course_map(directory)
+            problems = (_check_courses(live, api_key, learners_file, progress, courses)
+                        if live is not None and progress and courses else [])
+    except (MappingError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
+    if problems:
+        raise click.ClickException("\n".join(problems))
     click.echo(f"tables from {directory.resolve()}"
                + (" (installed with the package)" if directory == PACKAGED_MAPPINGS else ""))
     for route in routes:
@@ -136,6 +149,23 @@ def check(mappings_dir: Path | None, upstream_url: str | None, api_key: str) -> 
                            for t in data_api.tables.values())
         click.echo(f"ok  {data_api.file}: POST {data_api.path} -> "
                    f"{data_api.connection.operation} over {tables}")
+    if progress is not None:
+        for r in progress.routes:
+            click.echo(f"ok  {progress.file}: {', '.join(r.methods)} {r.path} -> "
+                       f"{progress.done_field}, {progress.complete.operation_name}")
+    if courses is not None:
+        checked = " (as the platform requires)" if live is not None and progress else ""
+        click.echo(f"ok  {courses.file}: {len(courses.courses)} courses, "
+                   f"{len(courses.lessons)} lessons{checked}")
+
+
+def _check_courses(live: LiveSchemas, key: str, learners_file: Path | None,
+                   table: ProgressTable, courses: CourseMap) -> list[str]:
+    token = load_learners(learners_file).any_token()
+    if token is None:
+        raise ConfigError("checking the course map upstream reads as a learner: set "
+                          "BRIDGE_LEARNERS_FILE (or --learners-file)")
+    return check_course_map(live.client, key, token, table, courses)
 
 
 @main.command()

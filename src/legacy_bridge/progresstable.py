@@ -74,6 +74,9 @@ class RawCourseProgress(_Strict):
     status_course_variable: str
     status_variable: str
     status_completed: str
+    criteria_query: str
+    criteria_course_variable: str
+    criteria_type: str
     routes: tuple[RawProgressRoute, ...] = Field(min_length=1)
     params: dict[Literal["course"], str]
     record: RawRecord
@@ -121,6 +124,9 @@ class ProgressTable:
     status_course_variable: str
     status_variable: str
     status_completed: str
+    criteria: Document  # `check --upstream`: the topics the platform requires per course
+    criteria_course_variable: str
+    criteria_type: str
 
 
 def is_progress_table(path: Path) -> bool:
@@ -174,6 +180,16 @@ class _Checker(SchemaChecks):
         status = self._mutation(schema, raw.status_mutation, status_field, {
             raw.status_course_variable: f"{key}.status_course_variable",
             raw.status_variable: f"{key}.status_variable"})
+        criteria_field = self._field(schema, "query", f"{key}.criteria_query",
+                                     raw.criteria_query)
+        self._argument(criteria_field, f"{key}.criteria_course_variable",
+                       raw.criteria_course_variable)
+        arg = criteria_field.args[raw.criteria_course_variable]
+        criteria = self._checked(
+            schema, f"{key}.criteria_query",
+            f"query {raw.criteria_query}(${raw.criteria_course_variable}: {arg.type}) "
+            f"{{ {raw.criteria_query}({raw.criteria_course_variable}: "
+            f"${raw.criteria_course_variable}) {{ type required }} }}", raw.criteria_query)
         routes = tuple(self._route(n, r) for n, r in enumerate(raw.routes))
         return ProgressTable(
             self.file, raw.endpoint, routes, raw.params["course"], raw.record.keys,
@@ -183,7 +199,8 @@ class _Checker(SchemaChecks):
             raw.warnings["not_reverted"], done, raw.done_course_variable, raw.done_page_id,
             raw.done_query, complete, raw.complete_topic_variable,
             raw.complete_progress_variable, raw.complete_progress, status,
-            raw.status_course_variable, raw.status_variable, raw.status_completed)
+            raw.status_course_variable, raw.status_variable, raw.status_completed,
+            criteria, raw.criteria_course_variable, raw.criteria_type)
 
     def _route(self, n: int, raw: RawProgressRoute) -> ProgressRoute:
         key = f"{TABLE_KEY}.routes.{n}"

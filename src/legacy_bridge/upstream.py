@@ -359,8 +359,8 @@ class LiveSchemas:
 
     def __init__(self, base_url: str, key: str, timeout: float = 10.0,
                  transport: httpx.BaseTransport | None = None) -> None:
-        self._client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout,
-                                    transport=transport)
+        self.client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout,
+                                   transport=transport)
         self._key = key
         self._found: dict[str, GraphQLSchema] = {}
 
@@ -368,12 +368,12 @@ class LiveSchemas:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._client.close()
+        self.client.close()
 
     def __call__(self, api: str, endpoint: str) -> GraphQLSchema:
         if endpoint not in self._found:
             try:
-                response = self._client.post(
+                response = self.client.post(
                     endpoint, json={"query": get_introspection_query()},
                     headers={"Authorization": f"Token {self._key}"})
                 response.raise_for_status()
