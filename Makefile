@@ -10,7 +10,7 @@ LOCK := requirements.lock
 LOCK_FLAGS := --universal --python-version 3.11 --quiet --custom-compile-command 'make lock'
 
 .PHONY: demo test test-slow test-newest lock lint check bench bench-emulator bench-load bench-efficiency \
-	bench-overhead bench-memory bench-data-api clean
+	bench-overhead bench-memory bench-data-api bench-course-progress clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -52,7 +52,8 @@ lint: $(STAMP)
 bench-emulator: $(STAMP)
 	$(BIN)/python bench/emulator_paging.py --write-readme
 
-bench: bench-efficiency bench-overhead bench-memory bench-load bench-emulator bench-data-api
+bench: bench-efficiency bench-overhead bench-memory bench-load bench-emulator bench-data-api \
+	bench-course-progress
 
 bench-efficiency: $(STAMP)
 	$(BIN)/python bench/upstream_efficiency.py --write-readme
@@ -68,6 +69,9 @@ bench-load: $(STAMP)
 
 bench-data-api: $(STAMP)
 	$(BIN)/python bench/data_api.py --write-readme
+
+bench-course-progress: $(STAMP)
+	$(BIN)/python bench/course_progress.py --write-readme
 
 clean:
 	rm -rf $(VENV) .venv-newest .data .pytest_cache .mypy_cache .ruff_cache .hypothesis

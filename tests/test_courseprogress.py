@@ -386,3 +386,42 @@ async def test_no_answer_carries_a_token_or_an_auth_token(
         text = answer.text + str(answer.headers)
         assert not any(secret in text for secret in
                        (DEMO_LEARNER_TOKEN, DEMO_ADMIN_TOKEN, "at-ana", "at-ben"))
+
+
+# -- two replicas on one PostgreSQL store --------------------------------------------
+
+async def test_two_replicas_on_one_postgresql_store_keep_one_record_per_lesson(
+        make_proxy: Callable[..., Starlette], upstream: Upstream,
+        postgres_server: str) -> None:
+    """Saves through two replicas at once: one row, every save applied whole, and a
+    completion made through one replica read completed through the other."""
+    import psycopg
+
+    apps = [make_proxy(over_http=True, upstream_url=upstream.url, store_url=postgres_server)
+            for _ in range(2)]
+    with psycopg.connect(postgres_server, autocommit=True) as db:  # the shared server
+        db.execute("DELETE FROM lesson_progress")
+    async with apps[0].router.lifespan_context(apps[0]), \
+            apps[1].router.lifespan_context(apps[1]):
+        clients = [httpx.AsyncClient(transport=httpx.ASGITransport(app=a),
+                                     base_url="http://proxy") for a in apps]
+        saves = [clients[n % 2].post("/api/progress", headers=AS_ANA, json={
+            "course_id": 42, "lesson_id": 101, "video_progress": n, "last_position": n})
+            for n in range(20)]
+        answers = await asyncio.gather(*saves)
+        assert {a.status_code for a in answers} == {200}
+        assert all(a.json()["video_progress"] == a.json()["last_position"] for a in answers)
+        # one field each, at once: neither save undoes the other's
+        await asyncio.gather(
+            clients[0].post("/api/progress", headers=AS_ANA, json={
+                "course_id": 42, "lesson_id": 101, "video_progress": 1000}),
+            clients[1].post("/api/progress", headers=AS_ANA, json={
+                "course_id": 42, "lesson_id": 101, "last_position": 2000}))
+        done = await clients[0].post("/api/progress", headers=AS_ANA, json={
+            "course_id": 42, "lesson_id": 101, "completed": True})
+        seen = (await clients[1].get("/api/progress?courseId=42", headers=AS_ANA)).json()
+        for client in clients:
+            await client.aclose()
+    assert len(seen) == 1 and seen[0]["completed"] is True
+    assert seen[0]["completed_at"] == done.json()["completed_at"]
+    assert (seen[0]["video_progress"], seen[0]["last_position"]) == (1000, 2000)

@@ -62,7 +62,8 @@ class Progress:
         self.ryw = timedelta(seconds=ryw_seconds)
         self.max_courses = max_courses
         self.now = now
-        # one writer per (learner, lesson) in this process; the store's upsert is atomic
+        # One writer per (learner, lesson) in this process, so a completion's mutations
+        # go out once; across replicas the store's write is one atomic upsert.
         self._locks: weakref.WeakValueDictionary[tuple[str, int], asyncio.Lock] = (
             weakref.WeakValueDictionary())
 
@@ -149,8 +150,8 @@ class Progress:
                 done = await self._done(learner, course)
                 if all(t in done for t in lesson.topics):
                     row = self._completed(None, learner, lesson, now, via_proxy=False)
-            row = self._positioned(row, learner, lesson, write, now)
-            await self._save([row])
+            row = await self._apply(self._positioned(row, learner, lesson, write, now),
+                                    frozenset(write.positions))
         # also a completion made elsewhere, first seen by this write's read
         return Written(self._record(learner, lesson, row),
                        not_reverted=write.completed is False and row.completed)
@@ -229,10 +230,17 @@ class Progress:
 
     async def _rows(self, learner: Learner, course: Course) -> list[LessonRow]:
         try:
-            return await asyncio.to_thread(self.store.lessons, learner.user_id,
-                                           course.course_id)
+            return await self.store.later(self.store.lessons, learner.user_id,
+                                          course.course_id)
         except Exception as exc:
             log.error("progress store read failed", error=type(exc).__name__)
+            raise StoreFailed("the progress store failed") from None
+
+    async def _apply(self, row: LessonRow, positions: frozenset[str]) -> LessonRow:
+        try:
+            return await self.store.later(self.store.apply_lesson, row, positions)
+        except Exception as exc:
+            log.error("progress store write failed", error=type(exc).__name__)
             raise StoreFailed("the progress store failed") from None
 
     async def _save(self, rows: list[LessonRow], positions: bool = True) -> None:

@@ -18,9 +18,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from legacy_bridge.errors import ConfigError
+
+T = TypeVar("T")
 
 SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage (
@@ -117,12 +119,16 @@ class Store:
         self.keep_comparisons = keep_comparisons
         self.keep_days = keep_days
         self._lock = threading.Lock()
-        self._writing: set[asyncio.Future[None]] = set()
+        self._writing: set[asyncio.Future[Any]] = set()
         self._db: Any
         if url.startswith("sqlite:///"):
             path = Path(url.removeprefix("sqlite:///"))
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, check_same_thread=False)
+            # WAL: a write is one append, readers never wait on it, and a crash of
+            # the process loses nothing committed (only power loss may lose the last).
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._mark, self._greatest = "?", "max"
             with self._lock, self._db:
                 self._db.executescript(SQLITE_SCHEMA)
@@ -182,17 +188,17 @@ class Store:
             self._db.commit()  # end the read transaction (PostgreSQL)
         return [tuple(row) for row in rows]
 
-    async def later(self, write: Callable[..., None], *args: Any) -> None:
-        """Run `write(*args)` in a worker thread.
+    async def later(self, work: Callable[..., T], *args: Any) -> T:
+        """Run `work(*args)` in a worker thread; its result.
 
         Cancelling the caller cannot stop a thread that has started, so the
-        write is tracked until it ends: `aclose` waits for it instead of
+        work is tracked until it ends: `aclose` waits for it instead of
         closing the connection under it (SQLite crashes the process then).
         """
-        future = asyncio.ensure_future(asyncio.to_thread(write, *args))
+        future = asyncio.ensure_future(asyncio.to_thread(work, *args))
         self._writing.add(future)
         future.add_done_callback(self._writing.discard)
-        await asyncio.shield(future)
+        return await asyncio.shield(future)
 
     async def aclose(self) -> None:
         if self._writing:
@@ -260,6 +266,37 @@ class Store:
                           "ORDER BY lesson_id", [user_id, course_id])
         return [LessonRow(u, int(lesson), int(c), bool(done), v, p, at, via, up)
                 for u, lesson, c, done, v, p, at, via, up in rows]
+
+    def apply_lesson(self, row: LessonRow, positions: frozenset[str]) -> LessonRow:
+        """One write, atomic in the database, so it holds across replicas: the positions
+        named are set (last writer wins), a completion is kept once made and its first
+        time stays; the row as it is after the write."""
+        given = {name: name in positions for name in ("video_progress", "last_position")}
+        keep = {name: f"excluded.{name}" if on else f"lesson_progress.{name}"
+                for name, on in given.items()}
+        text = self._sql(
+            "INSERT INTO lesson_progress VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (user_id, lesson_id) DO UPDATE SET "
+            f"video_progress = {keep['video_progress']}, "
+            f"last_position = {keep['last_position']}, "
+            "completed = max(lesson_progress.completed, excluded.completed), "
+            "completed_at = COALESCE(lesson_progress.completed_at, excluded.completed_at), "
+            "completed_via_proxy_at = COALESCE(excluded.completed_via_proxy_at, "
+            "lesson_progress.completed_via_proxy_at), updated_at = excluded.updated_at "
+            "RETURNING user_id, lesson_id, course_id, completed, video_progress, "
+            "last_position, completed_at, completed_via_proxy_at, updated_at")
+        with self._lock:
+            try:
+                found = self._db.execute(text, (
+                    row.user_id, row.lesson_id, row.course_id, int(row.completed),
+                    row.video_progress, row.last_position, row.completed_at,
+                    row.completed_via_proxy_at, row.updated_at)).fetchone()
+                self._db.commit()
+            except BaseException:
+                self._db.rollback()
+                raise
+        u, lesson, c, done, v, p, at, via, up = found
+        return LessonRow(u, int(lesson), int(c), bool(done), v, p, at, via, up)
 
     def put_lessons(self, rows: list[LessonRow], positions: bool = True) -> None:
         """Insert rows, or update existing ones; `positions=False` (what a read saw)
