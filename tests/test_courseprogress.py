@@ -425,3 +425,59 @@ async def test_two_replicas_on_one_postgresql_store_keep_one_record_per_lesson(
     assert len(seen) == 1 and seen[0]["completed"] is True
     assert seen[0]["completed_at"] == done.json()["completed_at"]
     assert (seen[0]["video_progress"], seen[0]["last_position"]) == (1000, 2000)
+
+
+# -- explain: what a call would send, nothing written ----------------------------------
+
+BRIDGE_ADMIN = {"Authorization": "Bearer admin-token-for-tests"}
+
+
+async def test_explain_a_read_lists_one_query_per_course_and_sends_nothing(
+        proxy: httpx.AsyncClient, upstream: Upstream) -> None:
+    answer = await proxy.get("/_bridge/explain", headers=BRIDGE_ADMIN, params={
+        "url": "/api/progress", "learner": ANA})
+    body = answer.json()
+    assert [(s["operation"], s["variables"]) for s in body["upstream"]] == [
+        (READ, {"courseId": "course_abc123"}), (READ, {"courseId": "course_def456"})]
+    assert body["upstream_requests"] == 2 and upstream.requests() == []
+
+
+async def test_explain_a_completion_reads_once_and_lists_the_mutations_unsent(
+        proxy: httpx.AsyncClient, upstream: Upstream) -> None:
+    answer = await proxy.post("/_bridge/explain", headers=BRIDGE_ADMIN, params={
+        "url": "/api/progress", "learner": ANA},
+        json={"course_id": 43, "lesson_id": 201, "completed": True})
+    steps = answer.json()["upstream"]
+    assert [(s["operation"], s["sent_by_explain"]) for s in steps] == [
+        (READ, True), (COMPLETE, False), (STATUS, False)]
+    assert steps[1]["variables"] == {"topicId": "page_video_101", "progress": 100}
+    assert "mutation UpdateTopicAndCourseProgress" in steps[1]["query"]
+    assert upstream.operations() == [READ]  # the read; never a mutation
+    assert (await proxy.get("/api/progress", headers=AS_ANA)).json() == []
+
+
+async def test_explain_a_position_save_on_a_known_row_sends_nothing(
+        proxy: httpx.AsyncClient, upstream: Upstream) -> None:
+    await proxy.post("/api/progress", headers=AS_ANA,
+                     json={"course_id": 42, "lesson_id": 103, "video_progress": 1})
+    upstream.reset()
+    answer = await proxy.post("/_bridge/explain", headers=BRIDGE_ADMIN, params={
+        "url": "/api/progress", "learner": ANA},
+        json={"course_id": 42, "lesson_id": 103, "video_progress": 2})
+    assert answer.json()["upstream"] == [] and upstream.requests() == []
+
+
+async def test_explain_the_admin_route_reads_as_the_path_learner(
+        proxy: httpx.AsyncClient) -> None:
+    answer = await proxy.get("/_bridge/explain", headers=BRIDGE_ADMIN, params={
+        "url": f"/api/admin/progress/{BEN}?courseId=43"})
+    assert answer.json()["learner"] == BEN
+    assert len(answer.json()["upstream"]) == 1
+
+
+@pytest.mark.parametrize("params", [{"url": "/api/progress"},
+                                    {"url": "/api/progress", "learner": "nope"}])
+async def test_explain_needs_the_learner_to_act_as(
+        proxy: httpx.AsyncClient, params: dict[str, str]) -> None:
+    answer = await proxy.get("/_bridge/explain", headers=BRIDGE_ADMIN, params=params)
+    assert answer.status_code == 400

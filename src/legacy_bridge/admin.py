@@ -13,9 +13,11 @@ import html
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
+from starlette.types import Message
 
 from legacy_bridge import report
 from legacy_bridge.auth import Authenticator, bearer, digest
+from legacy_bridge.courseprogress import CourseProgressRoute
 from legacy_bridge.dataapi import DataApiService
 from legacy_bridge.errors import InvalidParameter, NotFound, Unauthorized
 from legacy_bridge.explain import explain, explain_sql
@@ -65,20 +67,53 @@ JSON: <a href="usage.json">usage.json</a>.</p>
 
 def admin_routes(admin_token: str | None, routes: list[CompiledRoute], auth: Authenticator,
                  checkpoints: Checkpoints, usage: Usage, data_api: DataApiService | None,
-                 upstream_url: str, max_walk: int) -> list[Route]:
+                 upstream_url: str, max_walk: int,
+                 course_progress: list[CourseProgressRoute]) -> list[Route]:
+    async def explain_course_progress(request: Request, url: str) -> Response | None:
+        """A course-progress URL: the call rebuilt as a request (with the POSTed body)."""
+        path, _, query = url.partition("?")
+        body = await request.body()
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        for surface in course_progress:
+            params = surface.matches(path)
+            if params is None:
+                continue
+            method = "GET" if request.method == "GET" else "POST"
+            if method not in surface.route.methods:
+                raise InvalidParameter(f"{path} does not take {method}")
+
+            legacy = Request({"type": "http", "method": method, "path": path,
+                              "query_string": query.encode(), "path_params": params,
+                              "headers": []}, receive)
+            return json_response(await surface.explain(
+                legacy, request.query_params.get("learner")))
+        return None
+
     async def explain_page(request: Request) -> Response:
         _guard(admin_token, request)
         url = request.query_params.get("url")
         if not url:
             raise InvalidParameter("url must be a legacy path with its query, percent-encoded")
+        explained = await explain_course_progress(request, url)
+        if explained is not None:
+            return explained
         compiled, legacy = resolve(routes, url)
         query = query_key(auth.key_scope, compiled.route.endpoint, legacy.variables)
         checkpoint = await checkpoints.nearest(query, legacy.offset)
         return json_response(explain(compiled.route, compiled.page, compiled.walk, legacy,
                                      checkpoint, upstream_url, max_walk))
 
-    async def explain_sql_page(request: Request) -> Response:
+    async def explain_post(request: Request) -> Response:
         _guard(admin_token, request)
+        url = request.query_params.get("url")
+        if url is not None:  # a course-progress write; else the body is SQL
+            explained = await explain_course_progress(request, url)
+            if explained is None:
+                raise InvalidParameter("url is not a course-progress route that writes")
+            return explained
         service = data_api
         if service is None:
             raise NotFound("no Data API table is loaded")
@@ -106,6 +141,6 @@ def admin_routes(admin_token: str | None, routes: list[CompiledRoute], auth: Aut
 
     return [Route("/_bridge/compare", compare_page, methods=["GET"]),
             Route("/_bridge/explain", explain_page, methods=["GET"]),
-            Route("/_bridge/explain", explain_sql_page, methods=["POST"]),
+            Route("/_bridge/explain", explain_post, methods=["POST"]),
             Route("/_bridge/usage", usage_html, methods=["GET"]),
             Route("/_bridge/usage.json", usage_json, methods=["GET"])]

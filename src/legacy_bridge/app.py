@@ -266,7 +266,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     routes += admin_routes(admin_token, bridge.routes, bridge.auth, bridge.checkpoints,
                            bridge.usage, sql, settings.upstream_url,
-                           settings.max_walk_requests)
+                           settings.max_walk_requests, bridge.course_progress)
     logs.setup()
     route_headers = {c.route.path: [(k.lower().encode(), v.encode()) for k, v in c.route.headers]
                      for c in bridge.routes if c.route.headers}

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import compile_path
 
 from legacy_bridge.auth import Authenticator, Client, Learners
 from legacy_bridge.coursemap import MAX_ID, CourseMap, Lesson
@@ -62,6 +63,7 @@ class CourseProgressRoute:
         self.deadline = deadline
         self.name = route.name
         self.mode: Mode | None = None
+        self._path_regex = compile_path(route.path)[0]
 
     # -- the pipeline's steps ---------------------------------------------------
 
@@ -123,6 +125,33 @@ class CourseProgressRoute:
         # Shadowing never sends a write twice, and the two sides' stores differ
         # until the import: the primary side answers alone.
         return None
+
+    # -- explain ----------------------------------------------------------------
+
+    def matches(self, path: str) -> dict[str, str] | None:
+        """The path parameters when `path` is this route's, else None."""
+        found = self._path_regex.fullmatch(path)
+        return found.groupdict() if found else None
+
+    async def explain(self, request: Request, learner_id: str | None) -> dict[str, Any]:
+        """What a legacy call (`request`, built from the explained URL and body) would
+        send upstream, as the learner: a read is made to know which topics are missing
+        (and says so); no mutation is ever sent."""
+        if self.route.learner == "path":
+            learner_id = self._path_learner(request)
+        elif learner_id is None or not UUID.fullmatch(learner_id):
+            raise InvalidParameter("learner must be the UUID of the learner to explain as")
+        learner = self._learner(learner_id.lower())
+        out: dict[str, Any] = {"route": self.name, "method": request.method,
+                               "learner": learner.user_id}
+        if request.method == "GET":
+            steps = self.progress.read_plan(self._course_param(request))
+        else:
+            write, lesson = self._write(await request.body())
+            steps = await self.progress.write_plan(learner, write, lesson)
+        out["upstream"] = steps
+        out["upstream_requests"] = len(steps)
+        return out
 
     # -- parsing, in the contract's order -----------------------------------------
 

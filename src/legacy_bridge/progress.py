@@ -23,6 +23,7 @@ from legacy_bridge import logs
 from legacy_bridge.coursemap import Course, CourseMap, Lesson
 from legacy_bridge.errors import CourseIdRequired, StoreFailed, UpstreamError
 from legacy_bridge.progresstable import ProgressTable
+from legacy_bridge.query import Document
 from legacy_bridge.store import LessonRow, Store
 from legacy_bridge.upstream import Upstream
 
@@ -159,27 +160,70 @@ class Progress:
     async def complete(self, learner: Learner, course: Course, lessons: list[Lesson]) -> int:
         """Complete each topic of `lessons` the upstream lacks, in map order, after one
         read of what is done; how many topic mutations were sent."""
-        t = self.table
-        done = await self._done(learner, course)
-        sent = 0
-        for lesson in lessons:
-            for topic in lesson.topics:
-                if topic not in done:
-                    await self._mutate(learner, t.complete, {
-                        t.complete_topic_variable: topic,
-                        t.complete_progress_variable: t.complete_progress})
-                    done.add(topic)
-                    sent += 1
-        if sent and course.completion == "explicit" and any(
-                lesson.is_required for lesson in lessons) and all(
-                topic in done for other in course.lessons if other.is_required
-                for topic in other.topics):
-            await self._mutate(learner, t.set_status, {
-                t.status_course_variable: course.upstream_id,
-                t.status_variable: t.status_completed})
-        return sent
+        mutations = self.completion_plan(course, lessons, await self._done(learner, course))
+        for document, variables in mutations:
+            await self._mutate(learner, document, variables)
+        return sum(1 for document, _ in mutations if document is self.table.complete)
 
-    async def _mutate(self, learner: Learner, document: Any, variables: dict[str, Any]) -> None:
+    def completion_plan(self, course: Course, lessons: list[Lesson], done: set[str]
+                        ) -> list[tuple[Document, dict[str, Any]]]:
+        """The mutations that complete `lessons`, given the topics already done: one per
+        missing topic in map order, then the course status for an "explicit" course
+        whose last required lesson this completes. Explain shows it without sending."""
+        t = self.table
+        missing = [topic for lesson in lessons for topic in lesson.topics if topic not in done]
+        plan: list[tuple[Document, dict[str, Any]]] = [
+            (t.complete, {t.complete_topic_variable: topic,
+                          t.complete_progress_variable: t.complete_progress})
+            for topic in dict.fromkeys(missing)]
+        after = done | set(missing)
+        if missing and course.completion == "explicit" and any(
+                lesson.is_required for lesson in lessons) and all(
+                topic in after for other in course.lessons if other.is_required
+                for topic in other.topics):
+            plan.append((t.set_status, {t.status_course_variable: course.upstream_id,
+                                        t.status_variable: t.status_completed}))
+        return plan
+
+    # -- explain: the same decisions, nothing written -----------------------------
+
+    def _step(self, document: Document, variables: dict[str, Any], sent: bool
+              ) -> dict[str, Any]:
+        return {"operation": document.operation_name, "query": document.text,
+                "variables": variables, "sent_by_explain": sent}
+
+    def read_plan(self, course_id: int | None) -> list[dict[str, Any]]:
+        """The reads a GET sends: one per course (none for a course the map lacks)."""
+        if course_id is not None:
+            chosen = [self.courses.courses[course_id]] if course_id in self.courses.courses \
+                else []
+        else:
+            chosen = sorted(self.courses.courses.values(), key=lambda c: c.course_id)
+            if len(chosen) > self.max_courses:
+                raise CourseIdRequired(f"courseId is required: more than "
+                                       f"{self.max_courses} courses are mapped")
+        t = self.table
+        return [self._step(t.done, {t.done_course_variable: c.upstream_id}, False)
+                for c in chosen]
+
+    async def write_plan(self, learner: Learner, write: Write, lesson: Lesson
+                         ) -> list[dict[str, Any]]:
+        """What `write` would send now. A completion's read is made (as the learner) to
+        know which topics are missing; the mutations are listed, never sent."""
+        course = self.courses.courses[lesson.course_id]
+        row = next((r for r in await self._rows(learner, course)
+                    if r.lesson_id == lesson.lesson_id), None)
+        t = self.table
+        read = (t.done, {t.done_course_variable: course.upstream_id})
+        if write.completed and not (row is not None and row.completed):
+            done = await self._done(learner, course)
+            return [self._step(*read, True)] + [
+                self._step(document, variables, False)
+                for document, variables in self.completion_plan(course, [lesson], done)]
+        return [self._step(*read, False)] if row is None else []
+
+    async def _mutate(self, learner: Learner, document: Document,
+                      variables: dict[str, Any]) -> None:
         t = self.table
         data = await self.upstream.mutate(t.endpoint, document, variables, self.api_key,
                                           learner.auth_token)
