@@ -154,3 +154,17 @@ def test_the_command_exits_0_clean_1_partial_2_could_not_run(
                             text=True)
     assert result.returncode == status, result.stderr
     assert says in result.stdout + result.stderr
+
+
+async def test_a_completion_the_proxy_made_keeps_its_own_time(
+        parts: Parts, make_proxy: Callable[..., Starlette]) -> None:
+    app = make_proxy(store_url=f"sqlite:///{parts.store_path}")
+    auth = {"Authorization": f"Bearer {DEMO_LEARNER_TOKEN}"}
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://proxy") as proxy:
+        made = (await proxy.post("/api/progress", headers=auth, json={
+            "course_id": 42, "lesson_id": 101, "completed": True})).json()["completed_at"]
+        summary = await parts.run(_write(parts, ROWS[:1]))  # the file says 2024-05-01
+        assert (summary.present, summary.corrected) == (1, 0)
+        records = (await proxy.get("/api/progress?courseId=42", headers=auth)).json()
+    assert records[0]["completed_at"] == made

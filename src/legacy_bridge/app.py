@@ -156,6 +156,8 @@ def _components(settings: Settings, transport: httpx.AsyncBaseTransport | None,
     modes = {c.route.mode or settings.mode for c in routes}
     if data_api is not None:
         modes.add(data_api.mode or settings.mode)
+    if progress_table is not None:
+        modes.add(progress_table.mode or settings.mode)
     relay = None
     if settings.legacy_url:
         relay = LegacyRelay(settings.legacy_url, settings.total_deadline, legacy_transport)
@@ -188,7 +190,8 @@ def _course_progress(settings: Settings, table: ProgressTable | None, upstream: 
                         settings.progress_ryw_seconds, settings.progress_max_courses)
     learners = load_learners(settings.learners_file)
     return [CourseProgressRoute(route, table, courses, progress, auth, learners, usage,
-                                settings.total_deadline) for route in table.routes]
+                                settings.total_deadline, settings.compare_pii == "keep")
+            for route in table.routes]
 
 
 async def _bridge_error(request: Request, exc: Exception) -> Response:

@@ -37,7 +37,7 @@ from legacy_bridge.pipeline import Comparison
 from legacy_bridge.progress import Learner, Progress, Write
 from legacy_bridge.progresstable import ProgressRoute, ProgressTable
 from legacy_bridge.responses import json_response
-from legacy_bridge.shadow import Tape
+from legacy_bridge.shadow import Tape, diff_record_lists
 from legacy_bridge.usage import Usage
 
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
@@ -57,12 +57,12 @@ def positive_id(text: str) -> int | None:
 class CourseProgressRoute:
     def __init__(self, route: ProgressRoute, table: ProgressTable, courses: CourseMap,
                  progress: Progress, auth: Authenticator, learners: Learners, usage: Usage,
-                 deadline: float) -> None:
+                 deadline: float, keep_pii: bool = False) -> None:
         self.route, self.table, self.courses = route, table, courses
         self.progress, self.auth, self.learners, self.usage = progress, auth, learners, usage
-        self.deadline = deadline
+        self.deadline, self.keep_pii = deadline, keep_pii
         self.name = route.name
-        self.mode: Mode | None = None
+        self.mode: Mode | None = table.mode
         self._path_regex = compile_path(route.path)[0]
 
     # -- the pipeline's steps ---------------------------------------------------
@@ -122,9 +122,13 @@ class CourseProgressRoute:
         return [p for p in request.query_params if p == self.table.course_param]
 
     def comparison(self, request: Request, body: bytes | None) -> Comparison | None:
-        # Shadowing never sends a write twice, and the two sides' stores differ
-        # until the import: the primary side answers alone.
-        return None
+        """Reads are compared record by record. A write goes to the primary side only
+        (never sent twice), and is not compared."""
+        if request.method != "GET":
+            return None
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return Comparison(target, diff=lambda legacy, bridge: diff_record_lists(
+            self.name, self.table.compare, legacy, bridge, self.keep_pii))
 
     # -- explain ----------------------------------------------------------------
 

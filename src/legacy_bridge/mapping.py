@@ -40,9 +40,9 @@ from legacy_bridge.operations import (
     bundled_schema,
     invalid_table,
     is_data_api_table,
+    is_progress_table,
 )
 from legacy_bridge.paramtypes import PAGING, PARAM_TYPES, Variable
-from legacy_bridge.progresstable import is_progress_table
 from legacy_bridge.transforms import TRANSFORMS
 
 # -- the file format, as pydantic models (structure only) ---------------------

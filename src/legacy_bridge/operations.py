@@ -178,6 +178,17 @@ class SchemaChecks:
         return _unwrap(node.fields[name].type)[0]
 
 
+PROGRESS_TABLE_KEY = "course_progress"
+
+
+def is_progress_table(path: Path) -> bool:
+    """The course-progress table (`[course_progress]`, see progresstable.py)."""
+    try:
+        return PROGRESS_TABLE_KEY in tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError:
+        return False  # the route loader reports the syntax error
+
+
 def is_data_api_table(path: Path) -> bool:
     """A SQL Data API table (`[data_api]`, see sqlmap.py) rather than a route table."""
     try:

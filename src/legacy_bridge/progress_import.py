@@ -4,9 +4,11 @@ The CSV is the legacy table's export with a header row naming at least
 `user_id, course_id, lesson_id, completed, video_progress, last_position,
 completed_at` (other columns are ignored). Each row becomes a store row,
 unless the store already holds that (learner, lesson): an import never
-overwrites what the proxy wrote since. Completed lessons are then forwarded
-upstream as the learner (one read per learner and course, one mutation per
-topic not yet done), so the platform knows what the legacy API knew.
+overwrites positions the proxy saved since; a completion the proxy only
+observed takes the file's time (the old API knew when it happened).
+Completed lessons are then forwarded upstream as the learner (one read per
+learner and course, one mutation per topic not yet done), so the platform
+knows what the legacy API knew.
 
 Resumable: rows are committed in batches together with the line reached,
 keyed by the file's SHA-256; running the same file again continues after the
@@ -51,6 +53,7 @@ class Summary:
     resumed_after: int = 0  # the line a previous run had committed
     added: int = 0
     present: int = 0  # the store already held that (learner, lesson)
+    corrected: int = 0  # completions the proxy only saw: the old API's time taken
     skipped: list[tuple[int, str]] = field(default_factory=list)  # (line, why): no values
     topics_sent: int = 0
     not_forwarded: int = 0  # completed lessons of learners without a platform identity
@@ -60,7 +63,9 @@ class Summary:
         out = [f"rows read            {self.rows}"
                + (f" (resumed after line {self.resumed_after})" if self.resumed_after else ""),
                f"added to the store   {self.added}",
-               f"already in the store {self.present}",
+               f"already in the store {self.present}"
+               + (f" ({self.corrected} completion times taken from the file)"
+                  if self.corrected else ""),
                f"skipped              {len(self.skipped)}",
                f"topics completed upstream {self.topics_sent}"]
         if self.not_forwarded:
@@ -167,9 +172,10 @@ async def run_import(path: Path, store: Store, courses: CourseMap, progress: Pro
     line = summary.resumed_after
 
     async def commit() -> None:
-        added = store.insert_lessons([row for row, _ in batch])
+        added, corrected = store.insert_lessons([row for row, _ in batch])
         summary.added += added
         summary.present += len(batch) - added
+        summary.corrected += corrected
         if progress is not None:
             await _forward(batch, progress, courses, learners, summary)
         store.set_import_checkpoint(digest, line)

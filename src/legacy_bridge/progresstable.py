@@ -28,10 +28,19 @@ from graphql import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from legacy_bridge.errors import MappingError
-from legacy_bridge.operations import SchemaChecks, SchemaSource, bundled_schema, invalid_table
+from legacy_bridge.mapping import RawCompare
+from legacy_bridge.modes import Mode
+from legacy_bridge.operations import (
+    PROGRESS_TABLE_KEY,
+    SchemaChecks,
+    SchemaSource,
+    bundled_schema,
+    invalid_table,
+    is_progress_table,
+)
 from legacy_bridge.query import Document
 
-TABLE_KEY = "course_progress"
+TABLE_KEY = PROGRESS_TABLE_KEY
 RECORD_KEYS = ("user_id", "course_id", "lesson_id", "completed", "video_progress",
                "last_position", "completed_at")
 METHODS = ("GET", "POST", "PUT")
@@ -63,6 +72,7 @@ class RawBody(_Strict):
 class RawCourseProgress(_Strict):
     api: str
     endpoint: str = Field(pattern=r"^/")
+    mode: Mode | None = None  # overrides BRIDGE_MODE for these routes
     done_query: str
     done_course_variable: str
     done_page_id: str = "id"
@@ -82,6 +92,8 @@ class RawCourseProgress(_Strict):
     record: RawRecord
     body: RawBody = RawBody()
     warnings: dict[Literal["not_reverted"], str]
+    # shadow comparison of reads: records matched by identity, times as instants
+    compare: RawCompare = RawCompare()
 
 
 class RawFile(_Strict):
@@ -106,6 +118,7 @@ class ProgressRoute:
 class ProgressTable:
     file: str
     endpoint: str
+    mode: Mode | None
     routes: tuple[ProgressRoute, ...]
     course_param: str
     keys: tuple[str, ...]
@@ -127,13 +140,7 @@ class ProgressTable:
     criteria: Document  # `check --upstream`: the topics the platform requires per course
     criteria_course_variable: str
     criteria_type: str
-
-
-def is_progress_table(path: Path) -> bool:
-    try:
-        return TABLE_KEY in tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError:
-        return False  # the route loader reports the syntax error
+    compare: RawCompare
 
 
 def load_progress_table(directory: Path,
@@ -162,6 +169,11 @@ class _Checker(SchemaChecks):
         if sorted(raw.record.keys) != sorted(RECORD_KEYS):
             raise self.fail(f"{key}.record.keys", "must list each record field once",
                             f"order these: {', '.join(RECORD_KEYS)}")
+        for rule in ("identity", "ignore", "timestamps", "pii"):
+            for path in getattr(raw.compare, rule):
+                if path not in RECORD_KEYS:
+                    raise self.fail(f"{key}.compare.{rule}", f"{path!r} is not a record field",
+                                    f"use some of {', '.join(RECORD_KEYS)}")
         for name in raw.body.defaults:
             if name not in ("completed", *raw.body.positions):
                 raise self.fail(f"{key}.body.defaults.{name}", "not a writable field",
@@ -192,7 +204,7 @@ class _Checker(SchemaChecks):
             f"${raw.criteria_course_variable}) {{ type required }} }}", raw.criteria_query)
         routes = tuple(self._route(n, r) for n, r in enumerate(raw.routes))
         return ProgressTable(
-            self.file, raw.endpoint, routes, raw.params["course"], raw.record.keys,
+            self.file, raw.endpoint, raw.mode, routes, raw.params["course"], raw.record.keys,
             raw.record.timestamp_digits,
             {"completed": False, "video_progress": 0, "last_position": 0,
              **raw.body.defaults},
@@ -200,7 +212,7 @@ class _Checker(SchemaChecks):
             raw.done_query, complete, raw.complete_topic_variable,
             raw.complete_progress_variable, raw.complete_progress, status,
             raw.status_course_variable, raw.status_variable, raw.status_completed,
-            criteria, raw.criteria_course_variable, raw.criteria_type)
+            criteria, raw.criteria_course_variable, raw.criteria_type, raw.compare)
 
     def _route(self, n: int, raw: RawProgressRoute) -> ProgressRoute:
         key = f"{TABLE_KEY}.routes.{n}"

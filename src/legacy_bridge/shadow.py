@@ -24,7 +24,7 @@ import orjson
 
 from legacy_bridge import logs
 from legacy_bridge.compare import ABSENT, compare_records, field_comparisons, leaves, redact
-from legacy_bridge.mapping import Route
+from legacy_bridge.mapping import RawCompare, Route
 from legacy_bridge.metrics import Metrics
 from legacy_bridge.query import Document
 from legacy_bridge.store import ComparisonRow, Store
@@ -93,6 +93,33 @@ def diff_answers(route: Route, legacy: Reply, bridge: Reply,
                         for path, agrees, left, right
                         in field_comparisons(theirs, ours, route.compare) if not agrees]
     elif theirs != ours:
+        differences.append({"record": "", "path": "(body)", "legacy": _shape(theirs),
+                            "bridge": _shape(ours)})
+    return not differences, differences
+
+
+def diff_record_lists(name: str, rules: RawCompare, legacy: Reply, bridge: Reply,
+                      keep_pii: bool = False) -> tuple[bool, list[dict[str, Any]]]:
+    """Differences between two bare-array answers (course progress): status, then the
+    records matched by identity, compared field by field under the table's rules."""
+    differences = _status_difference(legacy, bridge)
+    try:
+        theirs, ours = orjson.loads(legacy.body), orjson.loads(bridge.body)
+    except orjson.JSONDecodeError:
+        if legacy.body != bridge.body:
+            differences.append({"record": "", "path": "(body)", "legacy": "not JSON",
+                                "bridge": "not JSON"})
+        return not differences, differences
+    if isinstance(theirs, list) and isinstance(ours, list):
+        result = compare_records(name, theirs, ours, rules)
+        if not keep_pii:
+            result = redact(result, rules)
+        differences += [{"record": k, "path": "(record)", "legacy": "present",
+                         "bridge": "absent"} for k in result.legacy_only]
+        differences += [{"record": k, "path": "(record)", "legacy": "absent",
+                         "bridge": "present"} for k in result.bridge_only]
+        differences += [d.__dict__ for d in result.differences]
+    elif theirs != ours:  # an error on one side: never store the other side's records
         differences.append({"record": "", "path": "(body)", "legacy": _shape(theirs),
                             "bridge": _shape(ours)})
     return not differences, differences

@@ -313,12 +313,15 @@ class Store:
               r.last_position, r.completed_at, r.completed_via_proxy_at, r.updated_at)
              for r in rows])], many=True)
 
-    def insert_lessons(self, rows: list[LessonRow]) -> int:
-        """Rows the store does not hold yet, in one transaction (an import never
-        overwrites what the proxy wrote since); how many were new."""
+    def insert_lessons(self, rows: list[LessonRow]) -> tuple[int, int]:
+        """An import's rows, in one transaction: (new rows, completion times corrected).
+
+        A row the store holds keeps its positions (the proxy may have saved newer ones
+        since), but a completion the proxy only observed takes the old API's time: the
+        old API knew when it happened, the proxy only when it first saw it (gap G4)."""
+        added = corrected = 0
         with self._lock:
             try:
-                added = 0
                 for r in rows:
                     added += self._db.execute(self._sql(
                         "INSERT INTO lesson_progress VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -326,11 +329,18 @@ class Store:
                         (r.user_id, r.lesson_id, r.course_id, int(r.completed),
                          r.video_progress, r.last_position, r.completed_at,
                          r.completed_via_proxy_at, r.updated_at)).rowcount
+                    if r.completed_at is not None:
+                        corrected += self._db.execute(self._sql(
+                            "UPDATE lesson_progress SET completed = 1, completed_at = ? "
+                            "WHERE user_id = ? AND lesson_id = ? AND "
+                            "completed_via_proxy_at IS NULL AND "
+                            "(completed_at IS NULL OR completed_at <> ?)"),
+                            (r.completed_at, r.user_id, r.lesson_id, r.completed_at)).rowcount
                 self._db.commit()
             except BaseException:
                 self._db.rollback()
                 raise
-        return added
+        return added, corrected
 
     def set_import_checkpoint(self, file_sha256: str, line: int) -> None:
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -18,15 +18,16 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from legacy_bridge.emulator.controls import Controls
 from legacy_bridge.emulator.cursors import CursorCodec
 from legacy_bridge.emulator.data_api import LegacyDataApi
 from legacy_bridge.emulator.dataset import DEMO_PLAN_ID
 from legacy_bridge.emulator.graphql_api import API_NAMES, PATH_TEMPLATE, build_apis
-from legacy_bridge.emulator.learning_path import Caller, LearningPath
+from legacy_bridge.emulator.learning_path import ANA, BEN, Caller, LearningPath
 from legacy_bridge.emulator.legacy import LEGACY_ROUTES, LegacyApi, LegacyError, error_response
+from legacy_bridge.emulator.legacy_progress import LegacyCourseProgress
 from legacy_bridge.emulator.store import Store
 
 DEMO_API_KEY = "demo-company-key"
@@ -51,6 +52,10 @@ class EmulatorConfig:
     drift: frozenset[str] = frozenset()  # see legacy.DRIFTS
     cursor_secret: bytes = field(default_factory=lambda: secrets.token_bytes(16))
     bound_cursors: bool = True  # False: cursors are accepted under any filter and order
+    # the legacy course-progress API's tokens: token -> (user_id, role)
+    course_users: Mapping[str, tuple[str, str]] = field(default_factory=lambda: {
+        DEMO_LEARNER_TOKEN: (ANA, "learner"), DEMO_LEARNER2_TOKEN: (BEN, "learner"),
+        DEMO_ADMIN_TOKEN: (DEMO_ADMIN_USER, "admin")})
 
 
 def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -66,6 +71,7 @@ def create_emulator_app(config: EmulatorConfig) -> Starlette:
     controls = Controls(enabled=config.controls)
     legacy = LegacyApi(store, config.legacy_tokens, config.drift)
     data_api = LegacyDataApi(config.dataset, config.legacy_tokens)
+    legacy_progress = LegacyCourseProgress(dict(config.course_users))
     keys = frozenset(config.api_keys)
 
     async def graphql(request: Request) -> Response:
@@ -100,8 +106,13 @@ def create_emulator_app(config: EmulatorConfig) -> Starlette:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 405:
-            error = LegacyError(405, "method_not_allowed", "only GET is allowed")
-            return error_response(error, {"Allow": "GET"})
+            allowed = sorted({m for r in request.app.router.routes
+                              if isinstance(r, Route) and r.methods
+                              and r.matches(request.scope)[0] == Match.PARTIAL
+                              for m in r.methods if m != "HEAD"})
+            error = LegacyError(405, "method_not_allowed",
+                                f"only {', '.join(allowed)} is allowed")
+            return error_response(error, {"Allow": ", ".join(allowed)})
         return error_response(LegacyError(404, "not_found", "no such route"))
 
     routes = [Route(PATH_TEMPLATE.format(api=name), graphql, methods=["POST"])
@@ -109,6 +120,9 @@ def create_emulator_app(config: EmulatorConfig) -> Starlette:
     routes += [Route(LEGACY_PATH + name, legacy.handle, methods=["GET"])
                for name in LEGACY_ROUTES]
     routes.append(Route(DATA_API_PATH, data_api.handle, methods=["POST"]))
+    routes += [Route("/api/progress", legacy_progress.own, methods=["GET", "POST", "PUT"]),
+               Route("/api/admin/progress/{learnerId}", legacy_progress.admin,
+                     methods=["GET"])]
     routes.append(Route("/healthz", healthz))
     if config.controls:
         routes += controls.routes()
@@ -117,4 +131,5 @@ def create_emulator_app(config: EmulatorConfig) -> Starlette:
     app.state.controls = controls
     app.state.store = store
     app.state.learning_path = learning_path
+    app.state.legacy_progress = legacy_progress
     return app
