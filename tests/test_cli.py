@@ -92,7 +92,7 @@ def test_check_works_from_any_folder_with_the_installed_tables(tmp_path: Path) -
     result = _from_empty_folder(tmp_path, "check")
     assert result.returncode == 0, result.stderr
     assert "(installed with the package)" in result.stdout
-    assert result.stdout.count("ok  ") == 4
+    assert result.stdout.count("ok  ") == 7  # v2 routes, Data API, course progress, map
 
 
 def test_compare_crawl_works_from_any_folder_with_the_installed_tables(
