@@ -11,6 +11,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -481,3 +482,108 @@ async def test_explain_needs_the_learner_to_act_as(
         proxy: httpx.AsyncClient, params: dict[str, str]) -> None:
     answer = await proxy.get("/_bridge/explain", headers=BRIDGE_ADMIN, params=params)
     assert answer.status_code == 400
+
+
+# -- the rest of the contract's error table ------------------------------------------
+
+async def test_more_mapped_courses_than_the_cap_need_a_course_id(
+        make_proxy: Callable[..., Starlette], upstream: Upstream) -> None:
+    app = make_proxy(over_http=True, upstream_url=upstream.url, progress_max_courses=1)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://proxy") as proxy:
+        unfiltered = await proxy.get("/api/progress", headers=AS_ANA)
+        filtered = await proxy.get("/api/progress?courseId=42", headers=AS_ANA)
+    assert unfiltered.status_code == 400
+    assert unfiltered.json()["error"]["code"] == "course_id_required"
+    assert filtered.status_code == 200
+    assert upstream.operations() == [READ]  # only the filtered read went out
+
+
+async def test_a_failing_progress_store_is_the_contracts_500(
+        proxy: httpx.AsyncClient, upstream: Upstream, monkeypatch: pytest.MonkeyPatch) -> None:
+    from legacy_bridge.store import Store
+
+    def broken(*args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Store, "apply_lesson", broken)
+    answer = await proxy.post("/api/progress", headers=AS_ANA,
+                              json={"course_id": 42, "lesson_id": 103, "video_progress": 1})
+    assert answer.status_code == 500
+    assert answer.json()["error"] == {"status": 500, "code": "internal_error",
+                                      "message": "the progress store failed"}
+
+
+async def test_a_graphql_error_on_the_mutation_is_502(
+        proxy: httpx.AsyncClient, upstream: Upstream) -> None:
+    upstream.fault("graphql_error", COMPLETE)
+    answer = await proxy.post("/api/progress", headers=AS_ANA,
+                              json={"course_id": 42, "lesson_id": 102, "completed": True})
+    assert answer.status_code == 502
+    assert "resolver" not in answer.text  # never the upstream's text
+
+
+async def test_a_mutation_answered_false_is_502_and_nothing_is_stored(
+        make_proxy: Callable[..., Starlette], emulator_app: Starlette) -> None:
+    async def refusing(scope: Any, receive: Any, send: Any) -> None:
+        """The emulator, but the platform answers `false` to every topic update."""
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        if b"UpdateTopicAndCourseProgress" in body:
+            answer = b'{"data": {"UpdateTopicAndCourseProgress": false}}'
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": answer})
+            return
+        sent = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await emulator_app(scope, replay, send)
+
+    from legacy_bridge.app import create_app
+    from legacy_bridge.settings import Settings
+    settings = make_proxy().state.bridge.settings
+    app = create_app(Settings(**{**settings.model_dump(), "upstream_backoff": 0}),
+                     transport=httpx.ASGITransport(app=refusing))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://proxy") as proxy:
+        answer = await proxy.post("/api/progress", headers=AS_ANA,
+                                  json={"course_id": 42, "lesson_id": 102, "completed": True})
+        after = (await proxy.get("/api/progress?courseId=42", headers=AS_ANA)).json()
+    assert answer.status_code == 502 and after == []
+
+
+async def test_an_auth_token_the_platform_refuses_is_502_without_its_value(
+        make_proxy: Callable[..., Starlette], upstream: Upstream, tmp_path: Path) -> None:
+    learners = tmp_path / "stale-learners.toml"
+    learners.write_text(f'[[learners]]\nuser_id = "{ANA}"\nauth_token = "at-expired"\n')
+    app = make_proxy(over_http=True, upstream_url=upstream.url, learners_file=learners)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://proxy") as proxy:
+        answer = await proxy.get("/api/progress?courseId=42", headers=AS_ANA)
+    assert answer.status_code == 502 and "at-expired" not in answer.text
+    assert [r["auth_user"] for r in upstream.requests()] == [None]  # refused, no user
+
+
+async def test_an_open_breaker_is_503_with_retry_after(
+        make_proxy: Callable[..., Starlette], upstream: Upstream) -> None:
+    app = make_proxy(over_http=True, upstream_url=upstream.url, breaker_failures=1,
+                     upstream_retries=0)
+    httpx.post(f"{upstream.url}/_emulator/faults", json={"kind": "http_503", "operation": READ})
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://proxy") as proxy:
+        failed = await proxy.get("/api/progress?courseId=42", headers=AS_ANA)
+        shut = await proxy.get("/api/progress?courseId=42", headers=AS_ANA)
+    assert failed.status_code == 502
+    assert shut.status_code == 503 and "retry-after" in shut.headers
+    assert upstream.operations() == [READ]  # the breaker answered the second
