@@ -11,9 +11,10 @@ from legacy_bridge.auth import (
     UNLISTED_TOKEN,
     Authenticator,
     digest,
+    load_learners,
     load_tokens,
 )
-from legacy_bridge.errors import Forbidden, TokenFileError, Unauthorized
+from legacy_bridge.errors import ConfigError, Forbidden, TokenFileError, Unauthorized
 from support import TOKENS, token_table
 
 PLAN_A, PLAN_B = "aaaaaaaa-0000-4000-8000-000000000000", "bbbbbbbb-0000-4000-8000-000000000000"
@@ -88,3 +89,20 @@ def test_bad_token_file_names_the_problem(tmp_path: Path, content: str, message:
     path.write_text(content)
     with pytest.raises(TokenFileError, match=message):
         load_tokens(path)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ('[[learners]]\nuser_id = "nope"\nauth_token = "at-secret"\n', "learners.0.user_id"),
+    ('[[learners]]\nuser_id = "0b6c1a52-5d8e-4f3a-9c1e-7a2b4c6d8e01"\n', "learners.0.auth_token"),
+    ('[[learners]]\nuser_id = "0b6c1a52-5d8e-4f3a-9c1e-7a2b4c6d8e01"\nauth_token = "a"\n'
+     '[[learners]]\nuser_id = "0B6C1A52-5D8E-4F3A-9C1E-7A2B4C6D8E01"\nauth_token = "b"\n',
+     "listed twice"),
+])
+def test_a_bad_learners_file_names_the_key_never_a_token(
+        tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "learners.toml"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_learners(path)
+    assert "BRIDGE_LEARNERS_FILE" in str(caught.value)
+    assert "at-secret" not in str(caught.value)

@@ -13,7 +13,7 @@ import hmac
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -21,6 +21,7 @@ from legacy_bridge.errors import ConfigError, Forbidden, TokenFileError, Unautho
 from legacy_bridge.settings import Settings
 
 COMPANY_SCOPE = "*"
+M = TypeVar("M", bound=BaseModel)
 
 
 def digest(token: str) -> str:
@@ -87,17 +88,23 @@ NO_TOKEN = "(no token)"
 UNLISTED_TOKEN = "(unlisted token)"
 
 
-def load_tokens(path: Path) -> tuple[TokenEntry, ...]:
+def _read(path: Path, model: type[M], error: type[Exception], name: str, fix: str) -> M:
+    """A file of secrets' digests or tokens, read into its model; a mistake names the
+    file, the key and the fix, never a value (pydantic's message carries none)."""
     try:
-        return TokenFile.model_validate(tomllib.loads(path.read_text())).tokens
+        return model.model_validate(tomllib.loads(path.read_text()))
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise TokenFileError(f"{path}: {exc}") from None
+        raise error(f"{name}{path}: {exc}") from None
     except ValidationError as exc:
-        error = exc.errors()[0]
-        key = ".".join(str(p) for p in error["loc"])
-        raise TokenFileError(f"{path}: {key}: {error['msg']} - fix: each [[tokens]] needs "
-                             "label, sha256 (legacy-bridge hash-token) and plans, or "
-                             "user_id and role for course progress") from None
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise error(f"{name}{path}: {key}: {first['msg']} - fix: {fix}") from None
+
+
+def load_tokens(path: Path) -> tuple[TokenEntry, ...]:
+    return _read(path, TokenFile, TokenFileError, "",
+                 "each [[tokens]] needs label, sha256 (legacy-bridge hash-token) and plans, "
+                 "or user_id and role for course progress").tokens
 
 
 class Learners:
@@ -118,15 +125,8 @@ def load_learners(path: Path | None) -> Learners:
     """BRIDGE_LEARNERS_FILE; no file: no learner has a platform identity."""
     if path is None:
         return Learners({})
-    try:
-        entries = LearnersFile.model_validate(tomllib.loads(path.read_text())).learners
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"BRIDGE_LEARNERS_FILE {path}: {exc}") from None
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        key = ".".join(str(p) for p in error["loc"])
-        raise ConfigError(f"BRIDGE_LEARNERS_FILE {path}: {key}: {error['msg']} - fix: each "
-                          "[[learners]] needs user_id (a UUID) and auth_token") from None
+    entries = _read(path, LearnersFile, ConfigError, "BRIDGE_LEARNERS_FILE ",
+                    "each [[learners]] needs user_id (a UUID) and auth_token").learners
     tokens: dict[str, str] = {}
     for n, entry in enumerate(entries):
         user = entry.user_id.lower()

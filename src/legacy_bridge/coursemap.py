@@ -8,15 +8,14 @@ proxy naming the file, the key and the fix.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from legacy_bridge.errors import MappingError
-from legacy_bridge.operations import invalid_table
+from legacy_bridge.operations import read_table
 
 COURSE_MAP_FILE = "course-map.toml"
 MAX_ID = 2_147_483_647  # legacy ids are PostgreSQL integers
@@ -82,12 +81,7 @@ def load_course_map(directory: Path) -> CourseMap | None:
     if not path.exists():
         return None
     file = str(path)
-    try:
-        raw = RawCourseMap.model_validate(tomllib.loads(path.read_text()))
-    except tomllib.TOMLDecodeError as exc:
-        raise MappingError(file, "(syntax)", str(exc), "fix the TOML syntax") from None
-    except ValidationError as exc:
-        raise invalid_table(file, exc, "The course map") from None
+    raw = read_table(path, RawCourseMap, "The course map")
     courses: dict[int, Course] = {}
     lessons: dict[int, Lesson] = {}
     topic_owner: dict[str, str] = {}

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import compile_path
 
 from legacy_bridge.auth import Authenticator, Client, Learners
+from legacy_bridge.bodies import read_body
 from legacy_bridge.coursemap import MAX_ID, CourseMap, Lesson
 from legacy_bridge.errors import (
     Forbidden,
@@ -82,16 +83,7 @@ class CourseProgressRoute:
     async def receive(self, request: Request) -> bytes | None:
         if request.method == "GET":
             return None
-        body = b""
-        try:
-            async with asyncio.timeout(self.deadline):  # a trickling client holds nothing long
-                async for chunk in request.stream():
-                    body += chunk
-                    if len(body) > BODY_MAX_BYTES:
-                        raise InvalidBody(f"the body is longer than {BODY_MAX_BYTES} bytes")
-        except TimeoutError:
-            raise InvalidBody(f"the body did not arrive within {self.deadline:g} s") from None
-        return body
+        return await read_body(request, BODY_MAX_BYTES, self.deadline, InvalidBody, "the body")
 
     async def translate(self, request: Request, body: bytes | None, tape: Tape | None = None,
                         count_usage: bool = True) -> Response:

@@ -27,6 +27,7 @@ from starlette.responses import Response, StreamingResponse
 
 from legacy_bridge import logs
 from legacy_bridge.auth import COMPANY_SCOPE, Authenticator, Client
+from legacy_bridge.bodies import read_body
 from legacy_bridge.errors import (
     BridgeError,
     Forbidden,
@@ -141,17 +142,8 @@ class DataApiService:
 
     async def read_body(self, request: Request) -> bytes:
         """The request body, refused past BRIDGE_SQL_MAX_BYTES without reading it all."""
-        limit, deadline = self.settings.sql_max_bytes, self.settings.total_deadline
-        body = b""
-        try:
-            async with asyncio.timeout(deadline):  # a trickling client holds nothing long
-                async for chunk in request.stream():
-                    body += chunk
-                    if len(body) > limit:
-                        raise InvalidParameter(f"the SQL is longer than {limit} bytes")
-        except TimeoutError:
-            raise InvalidParameter(f"the SQL did not arrive within {deadline:g} s") from None
-        return body
+        return await read_body(request, self.settings.sql_max_bytes,
+                               self.settings.total_deadline, InvalidParameter, "the SQL")
 
     async def read_sql(self, request: Request) -> str:
         return sql_of(await self.read_body(request), request.headers.get("content-type", ""))

@@ -10,7 +10,6 @@ See README "The mapping language" for an annotated example.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from graphql import (
     GraphQLScalarType,
     GraphQLSchema,
 )
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from legacy_bridge.coursemap import COURSE_MAP_FILE
 from legacy_bridge.errors import MappingError
@@ -38,9 +37,9 @@ from legacy_bridge.operations import (
     VariablePath,
     _Raw,
     bundled_schema,
-    invalid_table,
     is_data_api_table,
     is_progress_table,
+    read_table,
 )
 from legacy_bridge.paramtypes import PAGING, PARAM_TYPES, Variable
 from legacy_bridge.transforms import TRANSFORMS
@@ -198,14 +197,8 @@ def load_mappings(directory: Path, schema_source: SchemaSource = bundled_schema)
 
 
 def load_mapping(path: Path, schema_source: SchemaSource = bundled_schema) -> Route:
-    file = str(path)
-    try:
-        raw = RawMapping.model_validate(tomllib.loads(path.read_text()))
-    except tomllib.TOMLDecodeError as exc:
-        raise MappingError(file, "(syntax)", str(exc), "fix the TOML syntax") from None
-    except ValidationError as exc:
-        raise invalid_table(file, exc, "The mapping language") from None
-    return _Checker(file, path.stem, raw, schema_source).route()
+    raw = read_table(path, RawMapping, "The mapping language")
+    return _Checker(str(path), path.stem, raw, schema_source).route()
 
 
 class _Checker(SchemaChecks):

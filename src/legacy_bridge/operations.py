@@ -12,6 +12,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from graphql import (
     GraphQLInputObjectType,
@@ -27,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from legacy_bridge import schemas
 from legacy_bridge.errors import MappingError, SchemaUnavailable
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Raw(BaseModel):
@@ -80,6 +83,18 @@ SchemaSource = Callable[[str, str], GraphQLSchema]
 def bundled_schema(api: str, endpoint: str) -> GraphQLSchema:
     """The project's copy of the contract SDL (src/legacy_bridge/schemas/)."""
     return schemas.schema(api)
+
+
+def read_table(path: Path, model: type[M], readme_section: str) -> M:
+    """One TOML table read into its model; a syntax or structure mistake as a MappingError
+    naming the file, the key and the fix."""
+    file = str(path)
+    try:
+        return model.model_validate(tomllib.loads(path.read_text()))
+    except tomllib.TOMLDecodeError as exc:
+        raise MappingError(file, "(syntax)", str(exc), "fix the TOML syntax") from None
+    except ValidationError as exc:
+        raise invalid_table(file, exc, readme_section) from None
 
 
 def invalid_table(file: str, exc: ValidationError, readme_section: str) -> MappingError:

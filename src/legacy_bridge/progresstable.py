@@ -11,7 +11,6 @@ the start-up naming the file, the key and the fix.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +24,7 @@ from graphql import (
     parse,
     validate,
 )
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from legacy_bridge.errors import MappingError
 from legacy_bridge.mapping import RawCompare
@@ -35,8 +34,8 @@ from legacy_bridge.operations import (
     SchemaChecks,
     SchemaSource,
     bundled_schema,
-    invalid_table,
     is_progress_table,
+    read_table,
 )
 from legacy_bridge.query import Document
 
@@ -152,12 +151,8 @@ def load_progress_table(directory: Path,
     if len(files) > 1:
         raise MappingError(str(files[1]), TABLE_KEY, f"{files[0]} also has a [{TABLE_KEY}]",
                            "keep one course-progress table")
-    file = str(files[0])
-    try:
-        raw = RawFile.model_validate(tomllib.loads(files[0].read_text())).course_progress
-    except ValidationError as exc:
-        raise invalid_table(file, exc, "The course-progress table") from None
-    return _Checker(file, source).table(raw)
+    raw = read_table(files[0], RawFile, "Course progress").course_progress
+    return _Checker(str(files[0]), source).table(raw)
 
 
 class _Checker(SchemaChecks):

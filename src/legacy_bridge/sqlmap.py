@@ -9,7 +9,6 @@ the key and the fix. What it yields is plain data for `sqlplan`.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
 )
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from legacy_bridge.errors import MappingError
 from legacy_bridge.modes import Mode
@@ -35,8 +34,8 @@ from legacy_bridge.operations import (
     _Raw,
     _unwrap,
     bundled_schema,
-    invalid_table,
     is_data_api_table,
+    read_table,
 )
 from legacy_bridge.sqltypes import COLUMN_TRANSFORMS, COLUMN_TYPES
 
@@ -151,12 +150,8 @@ def load_data_api(directory: Path, source: SchemaSource = bundled_schema) -> Dat
     if len(files) > 1:
         raise MappingError(str(files[1]), "data_api", f"{files[0]} also has a [data_api]",
                            "keep one Data API table")
-    file = str(files[0])
-    try:
-        raw = RawDataApiFile.model_validate(tomllib.loads(files[0].read_text()))
-    except ValidationError as exc:
-        raise invalid_table(file, exc, "The Data API table") from None
-    return _DataApiChecker(file, source, raw).data_api()
+    raw = read_table(files[0], RawDataApiFile, "The Data API table")
+    return _DataApiChecker(str(files[0]), source, raw).data_api()
 
 
 class _DataApiChecker(SchemaChecks):
