@@ -4,6 +4,9 @@ migration modes, and shadow comparison of reads (writes go to one side only)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -149,3 +152,33 @@ async def test_the_table_mode_overrides_bridge_mode_for_course_progress_only(
         answer = await proxy.get("/api/progress?courseId=42", headers=AS_BEN)
     assert answer.json()[0]["completed_at"] == BEN_FINISHED  # the old API answered
     assert emulator_app.state.controls.counts["learning-path"] == 0
+
+
+# -- compare progress: the crawl of course progress ------------------------------------
+
+def test_compare_progress_differs_on_observed_times_until_the_import(
+        make_proxy: Callable[..., Starlette], emulator_app: Starlette,
+        serve_http: Callable[[Starlette], str], tmp_path: Path, learners_file: Path) -> None:
+    upstream = serve_http(emulator_app)
+    store = tmp_path / "bridge.sqlite3"
+    bridge = serve_http(make_proxy(over_http=True, upstream_url=upstream,
+                                   store_url=f"sqlite:///{store}"))
+    env = {**os.environ, "BRIDGE_COMPARE_LEGACY_TOKEN": DEMO_ADMIN_TOKEN,
+           "BRIDGE_COMPARE_BRIDGE_TOKEN": DEMO_ADMIN_TOKEN,
+           "BRIDGE_LEARNERS_FILE": str(learners_file), "BRIDGE_MAPPINGS_DIR": str(MAPPINGS),
+           "BRIDGE_STORE_URL": f"sqlite:///{store}"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "legacy_bridge", *args], env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    before = run("compare", "progress", "--legacy-url", upstream, "--bridge-url", bridge)
+    assert before.returncode == 1, before.stderr
+    assert "completed_at" in before.stdout and BEN not in before.stdout  # hashed
+    export = tmp_path / "legacy.csv"
+    export.write_text(",".join(COLUMNS) + f"\n{BEN},42,101,true,0,0,{BEN_FINISHED}\n")
+    assert run("progress", "import", str(export), "--no-forward").returncode == 0
+    after = run("compare", "progress", "--legacy-url", upstream, "--bridge-url", bridge,
+                "--json")
+    assert after.returncode == 0, after.stdout
+    assert json.loads(after.stdout)[0]["compared"] == 1

@@ -116,6 +116,9 @@ class Learners:
     def auth_token(self, user_id: str) -> str | None:
         return self._tokens.get(user_id.lower())
 
+    def user_ids(self) -> list[str]:
+        return list(self._tokens)
+
     def any_token(self) -> str | None:
         """The first learner's token: checks that read as "any learner" use it."""
         return next(iter(self._tokens.values()), None)

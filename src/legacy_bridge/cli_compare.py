@@ -1,6 +1,7 @@
 """`legacy-bridge compare ...`: the side-by-side checks a team gates a cut-over on.
 
     crawl   read every page of a plan from the old API and the proxy, compare
+    progress  read learners' course progress from the old API and the proxy, compare
     sql     send a file of SQL statements to both Data APIs, compare
     gate    per route, is the stored shadow mismatch rate under a threshold?
     export  stored mismatches as golden test cases
@@ -20,11 +21,13 @@ import httpx
 import orjson
 
 from legacy_bridge import report
-from legacy_bridge.crawl import Side, crawl_compare
+from legacy_bridge.auth import load_learners
+from legacy_bridge.crawl import Side, crawl_compare, crawl_progress
 from legacy_bridge.crawl import as_json as crawl_json
 from legacy_bridge.crawl import report as crawl_report
-from legacy_bridge.errors import CrawlError, MappingError
+from legacy_bridge.errors import ConfigError, CrawlError, MappingError
 from legacy_bridge.mapping import load_mappings
+from legacy_bridge.progresstable import load_progress_table
 from legacy_bridge.settings import Settings
 from legacy_bridge.sqlcompare import compare_sql, split_statements
 from legacy_bridge.sqlmap import load_data_api
@@ -94,6 +97,44 @@ def compare_crawl(legacy_url: str, legacy_token: str, bridge_url: str, bridge_to
     else:
         click.echo(crawl_report(results))
     if not all(r.agrees for r in results):
+        sys.exit(1)
+
+
+@compare.command("progress")
+@click.option("--legacy-url", required=True, help="Base URL of the old course-progress API")
+@_side_options
+@click.option("--learner", "learners", multiple=True, help="A learner's UUID (repeat it); "
+              "default: every learner of BRIDGE_LEARNERS_FILE")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable result")
+@click.option("--mappings-dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of mapping tables [env BRIDGE_MAPPINGS_DIR]")
+def compare_progress(legacy_url: str, legacy_token: str, bridge_url: str, bridge_token: str,
+                     learners: tuple[str, ...], as_json: bool,
+                     mappings_dir: Path | None) -> None:
+    """Read learners' course progress from both sides (the admin route, with admin
+    tokens on both); exit 1 on any difference. Records match by user and lesson."""
+    settings = Settings()
+    try:
+        table = load_progress_table(mappings_dir or settings.mappings_dir)
+        chosen = list(learners) or load_learners(settings.learners_file).user_ids()
+    except (MappingError, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if table is None:
+        raise click.ClickException("no course-progress table in the mappings folder")
+    if not chosen:
+        raise click.BadParameter("name learners, or set BRIDGE_LEARNERS_FILE",
+                                 param_hint="--learner")
+    try:
+        result = crawl_progress(table, Side(legacy_url, legacy_token),
+                                Side(bridge_url, bridge_token), chosen,
+                                settings.compare_pii == "keep")
+    except (CrawlError, httpx.HTTPError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(orjson.dumps(crawl_json([result]), option=orjson.OPT_INDENT_2))
+    else:
+        click.echo(crawl_report([result]))
+    if not result.agrees:
         sys.exit(1)
 
 

@@ -17,6 +17,7 @@ import httpx
 from legacy_bridge.compare import RouteComparison, compare_records, redact
 from legacy_bridge.errors import CrawlError
 from legacy_bridge.mapping import Route
+from legacy_bridge.progresstable import ProgressTable
 
 Progress = Callable[[str, int, int], None]  # (route, pages read, pages in all)
 
@@ -77,6 +78,29 @@ def crawl_compare(routes: list[Route], legacy: Side, bridge: Side, plan: str,
                 result.totals = (their_total, our_total)
             results.append(result if keep_pii else redact(result, route.compare))
     return results
+
+
+def crawl_progress(table: ProgressTable, legacy: Side, bridge: Side, learners: list[str],
+                   keep_pii: bool = False, timeout: float = 60.0) -> RouteComparison:
+    """Every listed learner's course-progress records from both sides' admin route
+    (both tokens an admin's), compared under the table's [course_progress.compare]."""
+    route = next((r for r in table.routes if r.path_param is not None), None)
+    if route is None or route.path_param is None:
+        raise CrawlError("the course-progress table has no admin route to read learners by")
+    theirs: list[dict[str, Any]] = []
+    ours: list[dict[str, Any]] = []
+    with httpx.Client(timeout=timeout) as client:
+        for learner in learners:
+            path = route.path.replace(f"{{{route.path_param}}}", learner)
+            for side, records in ((legacy, theirs), (bridge, ours)):
+                response = client.get(f"{side.base_url.rstrip('/')}{path}",
+                                      headers={"Authorization": f"Bearer {side.token}"})
+                if response.status_code != 200:
+                    raise CrawlError(f"{side.base_url}{route.path} for a learner: HTTP "
+                                     f"{response.status_code} {response.text[:200]}")
+                records += response.json()
+    result = compare_records(route.name, theirs, ours, table.compare)
+    return result if keep_pii else redact(result, table.compare)
 
 
 def report(results: list[RouteComparison]) -> str:
