@@ -587,3 +587,19 @@ async def test_an_open_breaker_is_503_with_retry_after(
     assert failed.status_code == 502
     assert shut.status_code == 503 and "retry-after" in shut.headers
     assert upstream.operations() == [READ]  # the breaker answered the second
+
+
+async def test_metrics_and_usage_count_the_course_progress_routes_by_template(
+        proxy: httpx.AsyncClient, upstream: Upstream) -> None:
+    await proxy.get("/api/progress?courseId=42", headers=AS_ANA)
+    await proxy.get(f"/api/admin/progress/{BEN}", headers=AS_ADMIN)
+    metrics = (await proxy.get("/metrics")).text
+    assert 'route="/api/progress",status="200"' in metrics
+    assert 'route="/api/admin/progress/{learnerId}",status="200"' in metrics
+    assert BEN not in metrics
+    assert 'api="learning-path",outcome="ok"' in metrics
+    usage = (await proxy.get("/_bridge/usage.json", headers=BRIDGE_ADMIN)).json()
+    assert {(u["client"], u["route"], u["kind"], u["name"]) for u in usage} >= {
+        ("ana", "course-progress", "request", ""), ("ana", "course-progress", "param",
+                                                    "courseId"),
+        ("course-admin", "course-progress-admin", "request", "")}
