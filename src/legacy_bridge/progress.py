@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -28,6 +28,7 @@ from legacy_bridge.store import LessonRow, Store
 from legacy_bridge.upstream import Upstream
 
 log = logs.get("legacy_bridge.progress")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,13 @@ class Progress:
         """Upsert one record. 502/504 after a mutation went out leaves the store as it
         was: the client's retry converges, sending only the topics still missing (G8)."""
         course = self.courses.courses[lesson.course_id]
+        if not write.completed:  # a position save on a known row: one atomic update
+            saved = await self._store(self.store.update_positions, learner.user_id,
+                                      lesson.lesson_id, self._positions(write),
+                                      self._stamp(self.now()))
+            if saved is not None:
+                return Written(self._record(learner, lesson, saved),
+                               not_reverted=write.completed is False and saved.completed)
         key = (learner.user_id, lesson.lesson_id)
         lock = self._locks.get(key)
         if lock is None:
@@ -252,10 +260,15 @@ class Progress:
                          orjson.dumps(d["last_position"]).decode(), None, None,
                          self._stamp(now))
 
+    @staticmethod
+    def _positions(write: Write) -> dict[str, str]:
+        """The positions a write names, as the JSON numbers the client wrote."""
+        return {name: orjson.dumps(value).decode() for name, value in write.positions.items()}
+
     def _positioned(self, row: LessonRow | None, learner: Learner, lesson: Lesson,
                     write: Write, now: datetime) -> LessonRow:
         base = row or self._new_row(learner, lesson, now)
-        given = {name: orjson.dumps(value).decode() for name, value in write.positions.items()}
+        given = self._positions(write)
         return replace(base, video_progress=given.get("video_progress", base.video_progress),
                        last_position=given.get("last_position", base.last_position),
                        updated_at=self._stamp(now))
@@ -273,23 +286,18 @@ class Progress:
         return {key: values[key] for key in self.table.keys}
 
     async def _rows(self, learner: Learner, course: Course) -> list[LessonRow]:
-        try:
-            return await self.store.later(self.store.lessons, learner.user_id,
-                                          course.course_id)
-        except Exception as exc:
-            log.error("progress store read failed", error=type(exc).__name__)
-            raise StoreFailed("the progress store failed") from None
+        return await self._store(self.store.lessons, learner.user_id, course.course_id)
 
     async def _apply(self, row: LessonRow, positions: frozenset[str]) -> LessonRow:
+        return await self._store(self.store.apply_lesson, row, positions)
+
+    async def _store(self, work: Callable[..., T], *args: Any) -> T:
+        """A store call off the event loop; its failure is the contract's 500."""
         try:
-            return await self.store.later(self.store.apply_lesson, row, positions)
+            return await self.store.later(work, *args)
         except Exception as exc:
-            log.error("progress store write failed", error=type(exc).__name__)
+            log.error("progress store failed", error=type(exc).__name__)
             raise StoreFailed("the progress store failed") from None
 
     async def _save(self, rows: list[LessonRow], positions: bool = True) -> None:
-        try:
-            await self.store.later(self.store.put_lessons, rows, positions)
-        except Exception as exc:
-            log.error("progress store write failed", error=type(exc).__name__)
-            raise StoreFailed("the progress store failed") from None
+        await self._store(self.store.put_lessons, rows, positions)

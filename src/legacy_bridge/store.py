@@ -89,6 +89,12 @@ class LessonRow:
     updated_at: str
 
 
+def _lesson_row(found: tuple[Any, ...]) -> LessonRow:
+    user, lesson, course, done, video, position, at, via, updated = found
+    return LessonRow(user, int(lesson), int(course), bool(done), video, position, at, via,
+                     updated)
+
+
 POSTGRES_SCHEMA = [
     """CREATE TABLE IF NOT EXISTS usage (
   client TEXT NOT NULL, route TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
@@ -264,8 +270,7 @@ class Store:
                           "last_position, completed_at, completed_via_proxy_at, updated_at "
                           "FROM lesson_progress WHERE user_id = ? AND course_id = ? "
                           "ORDER BY lesson_id", [user_id, course_id])
-        return [LessonRow(u, int(lesson), int(c), bool(done), v, p, at, via, up)
-                for u, lesson, c, done, v, p, at, via, up in rows]
+        return [_lesson_row(row) for row in rows]
 
     def apply_lesson(self, row: LessonRow, positions: frozenset[str]) -> LessonRow:
         """One write, atomic in the database, so it holds across replicas: the positions
@@ -295,8 +300,29 @@ class Store:
             except BaseException:
                 self._db.rollback()
                 raise
-        u, lesson, c, done, v, p, at, via, up = found
-        return LessonRow(u, int(lesson), int(c), bool(done), v, p, at, via, up)
+        return _lesson_row(found)
+
+    def update_positions(self, user_id: str, lesson_id: int, positions: dict[str, str],
+                         updated_at: str) -> LessonRow | None:
+        """Set the named positions of an existing row, atomically; None when there is
+        no row (a new one is the caller's longer path)."""
+        given = [(name, value) for name, value in positions.items()
+                 if name in ("video_progress", "last_position")]
+        sets = "".join(f"{name} = ?, " for name, _ in given)
+        text = self._sql(
+            f"UPDATE lesson_progress SET {sets}updated_at = ? "
+            "WHERE user_id = ? AND lesson_id = ? "
+            "RETURNING user_id, lesson_id, course_id, completed, video_progress, "
+            "last_position, completed_at, completed_via_proxy_at, updated_at")
+        with self._lock:
+            try:
+                found = self._db.execute(text, (*(value for _, value in given), updated_at,
+                                                user_id, lesson_id)).fetchone()
+                self._db.commit()
+            except BaseException:
+                self._db.rollback()
+                raise
+        return None if found is None else _lesson_row(found)
 
     def put_lessons(self, rows: list[LessonRow], positions: bool = True) -> None:
         """Insert rows, or update existing ones; `positions=False` (what a read saw)
