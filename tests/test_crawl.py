@@ -119,20 +119,87 @@ def test_table_output_and_unknown_route(
     assert bad.exit_code == 2
 
 
-@pytest.mark.parametrize(("left", "right", "path", "equal"), [
-    ("2026-03-10T14:30:00Z", "2026-03-10T14:30:00+00:00", "t", True),
-    ("2026-03-10T14:30:00Z", "2026-03-10T14:30:00.000Z", "t", True),
-    ("2026-03-10T14:30:00Z", "2026-03-10T14:30:01Z", "t", False),
-    (65.0, 65.0000000001, "x", True),
-    (65.0, 65, "x", False),  # the legacy writes floats: 65 is a different spelling
-    (None, "<absent>", "x", False),
+@pytest.mark.parametrize(("left", "right", "path", "equal", "noted"), [
+    ("2026-03-10T14:30:00Z", "2026-03-10T14:30:00+00:00", "t", True, True),
+    ("2026-03-10T14:30:00Z", "2026-03-10T14:30:00.000Z", "t", True, True),
+    ("2026-03-10T14:30:00Z", "2026-03-10T14:30:00Z", "t", True, False),
+    ("2026-03-10T14:30:00Z", "2026-03-10T14:30:01Z", "t", False, False),
+    (65.0, 65.0000000001, "x", True, False),
+    (65.0, 65, "x", True, True),  # a Node old API writes whole floats as integers
+    (53, 53.5, "x", False, False),
+    (None, "<absent>", "x", False, False),
+    (True, 1, "x", False, False),  # a boolean is not a number
 ])
-def test_noise_rules(left: Any, right: Any, path: str, equal: bool) -> None:
+def test_values_compare_by_value_and_spelling_is_a_note(
+        left: Any, right: Any, path: str, equal: bool, noted: bool) -> None:
     rules = RawCompare(timestamps=["t"], float_tolerance=1e-6)
     result = compare_records("r", [{path: left}], [{path: right}], rules)
     assert result.agrees is equal
+    assert bool(result.notes) is noted
+    assert result.fields[path] == [int(equal), 1]
 
 
-def test_key_order_is_part_of_the_shape() -> None:
-    result = compare_records("r", [{"a": 1, "b": 2}], [{"b": 2, "a": 1}], RawCompare())
-    assert [d.path for d in result.differences] == ["(key order)"]
+def test_a_strict_path_counts_spelling_as_a_difference() -> None:
+    rules = RawCompare(strict=["score"])
+    result = compare_records("r", [{"score": 65.0, "other": 1.0}],
+                             [{"score": 65, "other": 1}], rules)
+    assert [d.path for d in result.differences] == ["score"]
+    assert [d.path for d in result.notes] == ["other"]
+
+
+def test_key_order_is_a_note_unless_strict() -> None:
+    loose = compare_records("r", [{"a": 1, "b": 2}], [{"b": 2, "a": 1}], RawCompare())
+    assert loose.agrees and [d.path for d in loose.notes] == ["(key order)"]
+    strict = compare_records("r", [{"a": 1, "b": 2}], [{"b": 2, "a": 1}],
+                             RawCompare(strict=["(key order)"]))
+    assert [d.path for d in strict.differences] == ["(key order)"]
+
+
+def test_an_old_api_writing_whole_floats_as_integers_agrees_with_notes(
+        make_emulator: Callable[..., Starlette], make_proxy: Callable[..., Starlette],
+        serve_http: Serve) -> None:
+    result, rows = crawl(make_emulator, make_proxy, serve_http, frozenset({"integers"}))
+    assert result.exit_code == 0
+    routes = by_route(rows)
+    assert all(row["agrees"] and row["differences"] == [] for row in rows)
+    attempts = routes["assessment-attempts"]
+    assert attempts["notes"] > 0 and attempts["fields"]["passing_score"]["notes"] > 0
+    assert {(type(n["legacy"]), type(n["bridge"])) for n in attempts["note_examples"]} == {
+        (int, float)}
+
+
+def test_a_real_drift_beside_number_spelling_still_exits_1_and_names_the_field(
+        make_emulator: Callable[..., Starlette], make_proxy: Callable[..., Starlette],
+        serve_http: Serve) -> None:
+    result, rows = crawl(make_emulator, make_proxy, serve_http,
+                         frozenset({"integers", "enum"}), "--routes", "progress")
+    assert result.exit_code == 1
+    assert {d["path"] for d in rows[0]["differences"]} == {"stats.status"}
+    assert rows[0]["notes"] > 0
+
+
+def test_a_side_that_is_down_exits_2_not_1(
+        make_emulator: Callable[..., Starlette], serve_http: Serve) -> None:
+    upstream = serve_http(make_emulator())
+    result = CliRunner().invoke(main, [
+        "compare", "crawl", "--legacy-url", upstream, "--bridge-url", "http://127.0.0.1:9",
+        "--plan", DEMO_PLAN_ID, "--routes", "users", "--mappings-dir", str(MAPPINGS)],
+        env={"BRIDGE_COMPARE_LEGACY_TOKEN": DEMO_COMPANY_TOKEN,
+             "BRIDGE_COMPARE_BRIDGE_TOKEN": DEMO_COMPANY_TOKEN})
+    assert result.exit_code == 2
+    assert "could not compare" in result.output
+
+
+def test_the_text_report_shows_notes_per_field(
+        make_emulator: Callable[..., Starlette], make_proxy: Callable[..., Starlette],
+        serve_http: Serve) -> None:
+    upstream = serve_http(make_emulator(drift=frozenset({"integers"})))
+    bridge = serve_http(make_proxy(over_http=True, upstream_url=upstream))
+    result = CliRunner().invoke(main, [
+        "compare", "crawl", "--legacy-url", upstream, "--bridge-url", bridge,
+        "--plan", DEMO_PLAN_ID, "--routes", "assessment-attempts",
+        "--mappings-dir", str(MAPPINGS)],
+        env={"BRIDGE_COMPARE_LEGACY_TOKEN": DEMO_COMPANY_TOKEN,
+             "BRIDGE_COMPARE_BRIDGE_TOKEN": DEMO_COMPANY_TOKEN})
+    assert result.exit_code == 0
+    assert "representation notes (equal values spelled differently" in result.output

@@ -10,7 +10,9 @@ from click.testing import CliRunner, Result
 from starlette.applications import Starlette
 
 from legacy_bridge.cli import main
+from legacy_bridge.compare import row_key
 from legacy_bridge.emulator.app import DEMO_COMPANY_TOKEN
+from legacy_bridge.shadow import Reply, diff_sql_answers
 from legacy_bridge.sqlcompare import split_statements
 from support import MAPPINGS
 from test_dataapi import SEED_003_ENROLLED, SEED_003_GRADUATED
@@ -62,3 +64,17 @@ def test_the_guides_shortcut_for_graduated_at_is_caught(
     assert result.exit_code == 1
     first = result.output.splitlines()[0]
     assert first.startswith("DIFF") and "legacy rows missing from the proxy" in first
+
+
+def test_rows_compare_by_value_so_number_spelling_is_not_a_difference() -> None:
+    assert row_key(["a", 53.0, 1.5, None, True]) == row_key(["a", 53, 1.5, None, True])
+    assert row_key([53.5]) != row_key([53])
+    assert row_key([True]) != row_key([1])  # a boolean is not a number
+
+
+def test_a_shadowed_sql_answer_spelling_numbers_differently_agrees() -> None:
+    legacy = Reply(200, b'{"columns": ["n"], "rows": [[53], [1.5]], "row_count": 2}')
+    bridge = Reply(200, b'{"columns": ["n"], "rows": [[1.5], [53.0]], "row_count": 2}')
+    assert diff_sql_answers(legacy, bridge) == (True, [])
+    moved = Reply(200, b'{"columns": ["n"], "rows": [[1.5], [54.0]], "row_count": 2}')
+    assert diff_sql_answers(legacy, moved)[0] is False

@@ -14,7 +14,7 @@ import json
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import httpx
@@ -46,6 +46,13 @@ def _side_options(command: Any) -> Any:
                         "[env BRIDGE_COMPARE_LEGACY_TOKEN]")(command)
 
 
+def _could_not_run(exc: Exception) -> NoReturn:
+    """Exit 2: no verdict (a side down or refusing), as opposed to 1, the sides differ."""
+    reason = str(exc) if isinstance(exc, CrawlError) else f"{type(exc).__name__}: {exc}"
+    click.echo(f"error: could not compare: {reason}", err=True)
+    sys.exit(2)
+
+
 @click.group()
 def compare() -> None:
     """Side-by-side comparison of the legacy API and the proxy."""
@@ -63,7 +70,9 @@ def compare() -> None:
 def compare_crawl(legacy_url: str, legacy_token: str, bridge_url: str, bridge_token: str,
                   plan: str, routes: str | None, per_page: int, as_json: bool,
                   mappings_dir: Path | None) -> None:
-    """Read every page of a plan from both sides; exit 1 on any difference.
+    """Read every page of a plan from both sides. Exit 0: they agree (equal values
+    spelled differently are representation notes, not differences); 1: they differ;
+    2: no verdict (a side down or refusing).
 
     Records match by each route's identity fields and compare under its noise
     rules ([compare] in the mapping). E-mails and names are hashed in the output
@@ -91,7 +100,7 @@ def compare_crawl(legacy_url: str, legacy_token: str, bridge_url: str, bridge_to
                                 plan, per_page, Settings().compare_pii == "keep",
                                 progress)
     except (CrawlError, httpx.HTTPError) as exc:
-        raise click.ClickException(str(exc)) from None
+        _could_not_run(exc)
     if as_json:
         click.echo(orjson.dumps(crawl_json(results), option=orjson.OPT_INDENT_2))
     else:
@@ -129,7 +138,7 @@ def compare_progress(legacy_url: str, legacy_token: str, bridge_url: str, bridge
                                 Side(bridge_url, bridge_token), chosen,
                                 settings.compare_pii == "keep")
     except (CrawlError, httpx.HTTPError) as exc:
-        raise click.ClickException(str(exc)) from None
+        _could_not_run(exc)
     if as_json:
         click.echo(orjson.dumps(crawl_json([result]), option=orjson.OPT_INDENT_2))
     else:

@@ -112,11 +112,18 @@ def report(results: list[RouteComparison]) -> str:
                      f"{len(r.legacy_only)} only in legacy, {len(r.bridge_only)} only in "
                      "bridge" + (f", total {r.totals[0]} (legacy) vs {r.totals[1]} (bridge)"
                                  if r.totals else ""))
-        lines.append(f"  {'field':<34} {'agree':>8} / {'compared':<8} rate")
+        noted = _noted(r)
+        lines.append(f"  {'field':<34} {'agree':>8} / {'compared':<8} rate     notes")
         for path, (agree, compared) in r.fields.items():
             mark = "" if agree == compared else "  <-"
+            spelled = f"{noted[path]:>6}" if path in noted else " " * 6
             lines.append(f"  {path:<34} {agree:>8} / {compared:<8} "
-                         f"{100 * agree / compared:6.2f}%{mark}")
+                         f"{100 * agree / compared:6.2f}% {spelled}{mark}")
+        if r.notes:
+            lines.append(f"  {len(r.notes)} representation notes (equal values spelled "
+                         "differently; not differences), e.g.:")
+            lines += [f"    {d.record} {d.path}: legacy {d.legacy!r}, bridge {d.bridge!r}"
+                      for d in r.notes[:3]]
         for key in r.legacy_only[:10]:
             lines.append(f"  only in legacy: {key}")
         for key in r.bridge_only[:10]:
@@ -128,9 +135,26 @@ def report(results: list[RouteComparison]) -> str:
     return "\n".join(lines)
 
 
+def _noted(result: RouteComparison) -> dict[str, int]:
+    """Representation notes per field path."""
+    counts: dict[str, int] = {}
+    for note in result.notes:
+        counts[note.path] = counts.get(note.path, 0) + 1
+    return counts
+
+
 def as_json(results: list[RouteComparison]) -> list[dict[str, Any]]:
-    return [{"route": r.route, "agrees": r.agrees, "compared": r.compared,
-             "legacy_only": r.legacy_only, "bridge_only": r.bridge_only,
-             "totals": list(r.totals) if r.totals else None,
-             "fields": {p: {"agree": a, "compared": c} for p, (a, c) in r.fields.items()},
-             "differences": [d.__dict__ for d in r.differences]} for r in results]
+    """One object per route: `agrees`, counts, per field `agree`/`compared`/`notes`,
+    every difference, and the first 100 representation notes."""
+    out = []
+    for r in results:
+        noted = _noted(r)
+        out.append({
+            "route": r.route, "agrees": r.agrees, "compared": r.compared,
+            "legacy_only": r.legacy_only, "bridge_only": r.bridge_only,
+            "totals": list(r.totals) if r.totals else None,
+            "fields": {p: {"agree": a, "compared": c, "notes": noted.get(p, 0)}
+                       for p, (a, c) in r.fields.items()},
+            "differences": [d.__dict__ for d in r.differences],
+            "notes": len(r.notes), "note_examples": [d.__dict__ for d in r.notes[:100]]})
+    return out

@@ -89,6 +89,9 @@ class RawJoin(RawOperation):
     aggregates: dict[str, RawAggregate]
 
 
+KEY_ORDER = "(key order)"  # in `strict`: key order counts as a difference
+
+
 class RawCompare(_Raw):
     """Noise rules for side-by-side comparison; every entry is a legacy field path."""
 
@@ -98,6 +101,9 @@ class RawCompare(_Raw):
     timestamps: list[str] = Field(default_factory=list)
     float_tolerance: float = Field(1e-9, ge=0)
     pii: list[str] = Field(default_factory=list)  # hashed in reports unless BRIDGE_COMPARE_PII=keep
+    # equal values spelled differently (53 / 53.0, "Z" / "+00:00") differ here only;
+    # "(key order)" makes key order a difference too
+    strict: list[str] = Field(default_factory=list)
 
 
 class RawMapping(_Raw):
@@ -359,9 +365,9 @@ class _Checker(SchemaChecks):
         for join in joins.values():
             needed += [join.batch_field, *join.match.values()]
         legacy_paths = {".".join(f.path) for f in fields}
-        for key in ("identity", "ignore", "timestamps", "pii"):
+        for key in ("identity", "ignore", "timestamps", "pii", "strict"):
             for path in getattr(self.raw.compare, key):
-                if path not in legacy_paths:
+                if path not in legacy_paths and not (key == "strict" and path == KEY_ORDER):
                     raise self.fail(f"compare.{key}", f"{path!r} is not a legacy field of "
                                     "this route", f"use one of: {', '.join(legacy_paths)}")
         roles = list(r.envelope.values())

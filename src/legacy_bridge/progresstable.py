@@ -27,7 +27,7 @@ from graphql import (
 from pydantic import BaseModel, ConfigDict, Field
 
 from legacy_bridge.errors import MappingError
-from legacy_bridge.mapping import RawCompare
+from legacy_bridge.mapping import KEY_ORDER, RawCompare
 from legacy_bridge.modes import Mode
 from legacy_bridge.operations import (
     PROGRESS_TABLE_KEY,
@@ -164,9 +164,9 @@ class _Checker(SchemaChecks):
         if sorted(raw.record.keys) != sorted(RECORD_KEYS):
             raise self.fail(f"{key}.record.keys", "must list each record field once",
                             f"order these: {', '.join(RECORD_KEYS)}")
-        for rule in ("identity", "ignore", "timestamps", "pii"):
+        for rule in ("identity", "ignore", "timestamps", "pii", "strict"):
             for path in getattr(raw.compare, rule):
-                if path not in RECORD_KEYS:
+                if path not in RECORD_KEYS and not (rule == "strict" and path == KEY_ORDER):
                     raise self.fail(f"{key}.compare.{rule}", f"{path!r} is not a record field",
                                     f"use some of {', '.join(RECORD_KEYS)}")
         for name in raw.body.defaults:

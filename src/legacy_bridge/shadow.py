@@ -23,7 +23,14 @@ from typing import Any
 import orjson
 
 from legacy_bridge import logs
-from legacy_bridge.compare import ABSENT, compare_records, field_comparisons, leaves, redact
+from legacy_bridge.compare import (
+    ABSENT,
+    compare_records,
+    field_comparisons,
+    leaves,
+    redact,
+    row_key,
+)
 from legacy_bridge.mapping import RawCompare, Route
 from legacy_bridge.metrics import Metrics
 from legacy_bridge.query import Document
@@ -90,8 +97,9 @@ def diff_answers(route: Route, legacy: Reply, bridge: Reply,
         differences += [{"record": "", "path": path,
                          "legacy": None if left is ABSENT else left,
                          "bridge": None if right is ABSENT else right}
-                        for path, agrees, left, right
-                        in field_comparisons(theirs, ours, route.compare) if not agrees]
+                        for path, found, left, right
+                        in field_comparisons(theirs, ours, route.compare)
+                        if found == "differs"]
     elif theirs != ours:
         differences.append({"record": "", "path": "(body)", "legacy": _shape(theirs),
                             "bridge": _shape(ours)})
@@ -205,8 +213,7 @@ def diff_sql_answers(legacy: Reply, bridge: Reply,
     try:
         theirs, ours = orjson.loads(legacy.body), orjson.loads(bridge.body)
         columns = (theirs["columns"], ours["columns"])
-        rows = (Counter(map(orjson.dumps, theirs["rows"])),
-                Counter(map(orjson.dumps, ours["rows"])))
+        rows = (Counter(map(row_key, theirs["rows"])), Counter(map(row_key, ours["rows"])))
     except (orjson.JSONDecodeError, KeyError, TypeError):
         if legacy.body != bridge.body and legacy.status == bridge.status == 200:
             differences.append({"record": "", "path": "(body)", "legacy": "not rows",

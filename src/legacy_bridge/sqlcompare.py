@@ -2,9 +2,10 @@
 
 For a team whose nightly exports send fixed statements: run each through both
 sides and see whether the answers agree before pointing the export at the
-proxy. Columns must match exactly and rows as a multiset: Postgres leaves rows
-tied under ORDER BY in any order, so order alone is not held against the proxy
-(the statement tests pin the order itself).
+proxy. Columns must match exactly and rows as a multiset of values (53 and 53.0
+are one value; the spelling is reported as a note): Postgres leaves rows tied
+under ORDER BY in any order, so order alone is not held against the proxy (the
+statement tests pin the order itself).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 import orjson
 
+from legacy_bridge.compare import row_key
 from legacy_bridge.crawl import Side
 from legacy_bridge.sqlmap import DataApi
 
@@ -50,10 +52,6 @@ def _answer(client: httpx.Client, api: DataApi, side: Side, sql: str) -> tuple[i
         return response.status_code, response.text[:200]
 
 
-def _key(row: list[Any]) -> bytes:
-    return orjson.dumps(row)
-
-
 def compare_one(client: httpx.Client, api: DataApi, legacy: Side, bridge: Side,
                 sql: str) -> SqlComparison:
     old_status, old = _answer(client, api, legacy, sql)
@@ -65,13 +63,16 @@ def compare_one(client: httpx.Client, api: DataApi, legacy: Side, bridge: Side,
     if old[columns] != new[columns]:
         return SqlComparison(sql, False, f"columns: legacy {old[columns]}, "
                                          f"proxy {new[columns]}")
-    old_rows, new_rows = Counter(map(_key, old[rows])), Counter(map(_key, new[rows]))
+    old_rows, new_rows = Counter(map(row_key, old[rows])), Counter(map(row_key, new[rows]))
     if old_rows != new_rows:
         missing = sum((old_rows - new_rows).values())
         extra = sum((new_rows - old_rows).values())
         return SqlComparison(sql, False, f"{missing} legacy rows missing from the proxy, "
                                          f"{extra} proxy rows not in legacy")
-    return SqlComparison(sql, True, f"{len(new[rows])} rows agree")
+    spelled = sum((Counter(map(orjson.dumps, old[rows]))
+                   - Counter(map(orjson.dumps, new[rows]))).values())
+    note = f" ({spelled} spell a number differently: a note)" if spelled else ""
+    return SqlComparison(sql, True, f"{len(new[rows])} rows agree{note}")
 
 
 def compare_sql(statements: list[str], api: DataApi, legacy: Side, bridge: Side,

@@ -206,8 +206,16 @@ DRIFTS = {
     "enum": "/progress: stats.status static_access is spelled static-access",
     "timestamp": "/assessment-attempts: started_at is an hour late for every 97th attempt",
     "missing": "/users: the plan's first learner record (lowest id) is missing",
+    "integers": "every route: a whole float is written as an integer (53.0 as 53), as a "
+                "Node service's JSON writes it",
 }
 SHIFTED_EVERY = 97
+
+
+def _whole_floats_as_integers(item: Item) -> Item:
+    return {key: _whole_floats_as_integers(value) if isinstance(value, dict)
+            else int(value) if isinstance(value, float) and value.is_integer() else value
+            for key, value in item.items()}
 
 
 def _shift_hour(stamp: str) -> str:
@@ -273,4 +281,6 @@ class LegacyApi:
         if "timestamp" in self.drift and "attempt_id" in item \
                 and int(item["attempt_id"].removeprefix("att-")) % SHIFTED_EVERY == 0:
             item["started_at"] = _shift_hour(item["started_at"])
+        if "integers" in self.drift:
+            item = _whole_floats_as_integers(item)
         return item
