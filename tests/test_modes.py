@@ -164,6 +164,26 @@ async def test_gate_passes_clean_routes_and_fails_drifting_ones(
     users_only = CliRunner().invoke(main, ["compare", "gate", "--store-url", store,
                                            "--routes", "users"])
     assert users_only.exit_code == 0
+    as_json = CliRunner().invoke(main, ["compare", "gate", "--store-url", store, "--json"])
+    verdict = json.loads(as_json.output)
+    assert as_json.exit_code == 1 and verdict["passed"] is False
+    assert {(r["route"], r["passed"], r["compared"]) for r in verdict["routes"]} == {
+        ("progress", False, 3), ("users", True, 3)}
+    summaries = CliRunner().invoke(main, ["compare", "report", "--store-url", store,
+                                          "--json"])
+    assert summaries.exit_code == 0
+    progress = next(s for s in json.loads(summaries.output) if s["route"] == "progress")
+    assert progress["differ"] == progress["compared"] == 3
+    assert "stats.status" in progress["fields"]
+
+
+@pytest.mark.parametrize("command", ["gate", "report"])
+def test_gate_and_report_exit_2_when_the_store_cannot_be_read(
+        tmp_path: Path, command: str) -> None:
+    result = CliRunner().invoke(main, ["compare", command, "--store-url",
+                                       "postgresql://nobody@127.0.0.1:9/none"])
+    assert result.exit_code == 2
+    assert "could not compare" in result.output
 
 
 @pytest.mark.parametrize("primary", ["graphql", "legacy"])

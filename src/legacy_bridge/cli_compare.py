@@ -151,32 +151,46 @@ def compare_progress(legacy_url: str, legacy_token: str, bridge_url: str, bridge
 @click.argument("file", type=click.File())
 @click.option("--legacy-url", required=True, help="Base URL of the legacy Data API")
 @_side_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per statement, as "
+              "it is compared: {sql, agrees, detail}")
 @click.option("--mappings-dir", type=click.Path(path_type=Path), default=None,
               help="Folder of mapping tables [env BRIDGE_MAPPINGS_DIR]")
 def compare_sql_command(file: Any, legacy_url: str, legacy_token: str, bridge_url: str,
-                        bridge_token: str, mappings_dir: Path | None) -> None:
-    """Send each SQL statement of FILE (`;` ends one) to both Data APIs; exit 1 on a difference.
+                        bridge_token: str, as_json: bool, mappings_dir: Path | None) -> None:
+    """Send each SQL statement of FILE to both Data APIs and compare the answers.
 
-    Rows compare as a multiset (row order among ORDER BY ties is free in Postgres).
-    The Data API table says where the route is and how its answer is keyed.
+    Statements are split where the SQL tokenizer sees a `;` (never inside a
+    string or a comment). Rows compare as a multiset of values (row order among
+    ORDER BY ties is free in Postgres; 53 and 53.0 are one value). Each line is
+    printed as its statement is answered. Exit 0: every statement agrees; 1:
+    some differ; 2: no verdict (no table, no statement, a side unreachable).
     """
     folder = mappings_dir or Settings().mappings_dir
     try:
         api = load_data_api(folder)
-    except MappingError as exc:
-        raise click.ClickException(str(exc)) from None
-    if api is None:
-        raise click.ClickException(f"no Data API table ([data_api]) in {folder}")
-    statements = split_statements(file.read())
-    results = compare_sql(statements, api, Side(legacy_url, legacy_token),
-                          Side(bridge_url, bridge_token))
-    for result in results:
-        click.echo(f"{'ok  ' if result.agrees else 'DIFF'}  {result.detail:<48}  "
-                   f"{' '.join(result.sql.split())[:90]}")
-    differ = sum(not r.agrees for r in results)
-    click.echo(f"{len(results) - differ} of {len(results)} statements agree")
-    if differ or not results:
-        sys.exit(1)
+        if api is None:
+            raise ConfigError(f"no Data API table ([data_api]) in {folder}")
+        statements = split_statements(file.read())
+        if not statements:
+            raise ConfigError("the file holds no SQL statement")
+    except (MappingError, ConfigError, ValueError) as exc:
+        _could_not_run(exc)
+    differ = total = 0
+    try:
+        for result in compare_sql(statements, api, Side(legacy_url, legacy_token),
+                                  Side(bridge_url, bridge_token)):
+            total += 1
+            differ += not result.agrees
+            if as_json:
+                click.echo(orjson.dumps(result.__dict__).decode())
+            else:
+                click.echo(f"{'ok  ' if result.agrees else 'DIFF'}  {result.detail:<48}  "
+                           f"{' '.join(result.sql.split())[:90]}")
+    except httpx.HTTPError as exc:
+        _could_not_run(exc)
+    if not as_json:
+        click.echo(f"{total - differ} of {total} statements agree")
+    sys.exit(1 if differ else 0)
 
 
 @compare.command("gate")
@@ -187,33 +201,46 @@ def compare_sql_command(file: Any, legacy_url: str, legacy_token: str, bridge_ur
 @click.option("--min-comparisons", default=1, show_default=True,
               help="Fewer comparisons than this in the window fail the route")
 @click.option("--routes", default=None, help="Comma-separated routes (default: all seen)")
+@click.option("--json", "as_json", is_flag=True, help="{passed, routes: [{route, compared, "
+              "differ, rate, passed}]}")
 def compare_gate(store_url: str | None, window: float, threshold: float,
-                 min_comparisons: int, routes: str | None) -> None:
+                 min_comparisons: int, routes: str | None, as_json: bool) -> None:
     """Per route, is the shadow mismatch rate over the window under the threshold?
 
-    Exit 0 when every route passes: a team can script the promotion
-    legacy -> shadow -> graphql-fallback -> graphql on it.
+    Exit 0 when every route passes, 1 when one fails, 2 when the store cannot be
+    read: a team can script the promotion legacy -> shadow -> graphql-fallback ->
+    graphql on it.
     """
-    store = Store(store_url or Settings().store_url)
     since = (datetime.now(UTC) - timedelta(seconds=window)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     tally: dict[str, list[int]] = {}  # route -> [compared, differ], one pass over the store
-    for row in store.iter_comparisons(since):
-        counts = tally.setdefault(row.route, [0, 0])
-        counts[0] += 1
-        counts[1] += not row.agrees
-    store.close()
+    try:
+        store = Store(store_url or Settings().store_url)
+        for row in store.iter_comparisons(since):
+            counts = tally.setdefault(row.route, [0, 0])
+            counts[0] += 1
+            counts[1] += not row.agrees
+        store.close()
+    except Exception as exc:  # the store's drivers raise their own kinds
+        _could_not_run(exc)
     names = routes.split(",") if routes else sorted(tally)
-    failed = not names
+    verdicts: list[dict[str, Any]] = []
     for name in names:
         compared, differ = tally.get(name, [0, 0])
         rate = differ / compared if compared else 1.0
-        ok = compared >= min_comparisons and rate <= threshold
-        failed |= not ok
-        click.echo(f"{'PASS' if ok else 'FAIL'}  {name:<22} {compared:>7} comparisons  "
-                   f"{differ:>6} differ  {100 * rate:7.3f}% (threshold {100 * threshold:g}%)")
-    if not names:
-        click.echo("FAIL  no comparisons in the window")
-    sys.exit(1 if failed else 0)
+        verdicts.append({"route": name, "compared": compared, "differ": differ, "rate": rate,
+                         "passed": compared >= min_comparisons and rate <= threshold})
+    passed = bool(names) and all(v["passed"] for v in verdicts)
+    if as_json:
+        click.echo(orjson.dumps({"passed": passed, "threshold": threshold,
+                                 "window_seconds": window, "routes": verdicts}).decode())
+    else:
+        for v in verdicts:
+            click.echo(f"{'PASS' if v['passed'] else 'FAIL'}  {v['route']:<22} "
+                       f"{v['compared']:>7} comparisons  {v['differ']:>6} differ  "
+                       f"{100 * v['rate']:7.3f}% (threshold {100 * threshold:g}%)")
+        if not names:
+            click.echo("FAIL  no comparisons in the window")
+    sys.exit(0 if passed else 1)
 
 
 @compare.command("export")
@@ -245,11 +272,22 @@ def compare_export(store_url: str | None, out: Path, route: str | None, limit: i
 @compare.command("report")
 @click.option("--store-url", default=None, help="[env BRIDGE_STORE_URL]")
 @click.option("--window", default=None, type=float, help="Seconds to look back (default: all)")
-def compare_report(store_url: str | None, window: float | None) -> None:
-    """Mismatch rates per route, per field and per hour, and the latest examples."""
-    store = Store(store_url or Settings().store_url)
+@click.option("--json", "as_json", is_flag=True, help="[{route, compared, differ, rate, "
+              "fields, hours, examples}]")
+def compare_report(store_url: str | None, window: float | None, as_json: bool) -> None:
+    """Mismatch rates per route, per field and per hour, and the latest examples.
+
+    Exit 0, or 2 when the store cannot be read.
+    """
     since = "" if window is None else (datetime.now(UTC) - timedelta(seconds=window)).strftime(
         "%Y-%m-%dT%H:%M:%S.%fZ")
-    summaries = report.summarize(store.iter_comparisons(since))
-    store.close()
-    click.echo(report.text(summaries))
+    try:
+        store = Store(store_url or Settings().store_url)
+        summaries = report.summarize(store.iter_comparisons(since))
+        store.close()
+    except Exception as exc:  # the store's drivers raise their own kinds
+        _could_not_run(exc)
+    if as_json:
+        click.echo(orjson.dumps([{**s.__dict__, "rate": s.rate} for s in summaries]).decode())
+    else:
+        click.echo(report.text(summaries))

@@ -11,11 +11,15 @@ statement tests pin the order itself).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import orjson
+from sqlglot import TokenType
+from sqlglot.dialects.postgres import Postgres
+from sqlglot.errors import TokenError
 
 from legacy_bridge.compare import row_key
 from legacy_bridge.crawl import Side
@@ -30,17 +34,25 @@ class SqlComparison:
 
 
 def split_statements(text: str) -> list[str]:
-    """Statements separated by `;` at a line end; `--` comment lines are dropped."""
-    parts, current = [], []
-    for line in text.splitlines():
-        if line.lstrip().startswith("--"):
-            continue
-        current.append(line)
-        if line.rstrip().endswith(";"):
-            parts.append("\n".join(current).rstrip().rstrip(";"))
-            current = []
-    parts.append("\n".join(current))
-    return [p.strip() for p in parts if p.strip()]
+    """The statements of a file, split where the SQL tokenizer the Data API uses sees a
+    `;`: never inside a string, a dollar-quoted body or a comment; a part holding only
+    comments is no statement. Raises ValueError on text that cannot be tokenized."""
+    try:
+        tokens = Postgres().tokenize(text)
+    except TokenError as exc:
+        raise ValueError(f"the SQL cannot be read: {exc}") from None
+    parts: list[str] = []
+    first = last = None  # the statement's first and last token: comments around it drop
+    for token in tokens:
+        if token.token_type == TokenType.SEMICOLON:
+            if first is not None and last is not None:
+                parts.append(text[first.start:last.end + 1])
+            first = last = None
+        else:
+            first, last = first or token, token
+    if first is not None and last is not None:
+        parts.append(text[first.start:last.end + 1])
+    return parts
 
 
 def _answer(client: httpx.Client, api: DataApi, side: Side, sql: str) -> tuple[int, Any]:
@@ -76,6 +88,8 @@ def compare_one(client: httpx.Client, api: DataApi, legacy: Side, bridge: Side,
 
 
 def compare_sql(statements: list[str], api: DataApi, legacy: Side, bridge: Side,
-                timeout: float = 120.0) -> list[SqlComparison]:
+                timeout: float = 120.0) -> Iterator[SqlComparison]:
+    """Each statement's comparison as soon as both sides answered it."""
     with httpx.Client(timeout=timeout) as client:
-        return [compare_one(client, api, legacy, bridge, sql) for sql in statements]
+        for sql in statements:
+            yield compare_one(client, api, legacy, bridge, sql)
