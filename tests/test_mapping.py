@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -180,3 +181,26 @@ def test_check_against_an_unreachable_upstream_names_the_endpoint() -> None:
                 LiveSchemas("http://live", "bad") as live:
             load_mappings(MAPPINGS, live)
     assert caught.value.key == "route.endpoint"
+
+
+def test_check_json_lists_every_table_checked() -> None:
+    result = CliRunner().invoke(main, ["check", "--mappings-dir", str(MAPPINGS), "--json"])
+    body = json.loads(result.output)
+    assert result.exit_code == 0 and body["ok"] is True and body["problems"] == []
+    assert len(body["tables"]) == 7
+    assert any("course-map.toml" in t["file"] for t in body["tables"])
+
+
+def test_check_json_names_a_problem_and_exits_1(tmp_path: Path) -> None:
+    (tmp_path / "progress.toml").write_text(PROGRESS.replace('"userEmail"', '"email"'))
+    result = CliRunner().invoke(main, ["check", "--mappings-dir", str(tmp_path), "--json"])
+    body = json.loads(result.stdout)
+    assert result.exit_code == 1 and body["ok"] is False
+    assert "fields.learner_email" in body["problems"][0]
+
+
+def test_check_against_an_upstream_that_does_not_answer_exits_2() -> None:
+    result = CliRunner().invoke(main, ["check", "--mappings-dir", str(MAPPINGS),
+                                       "--upstream", "http://127.0.0.1:9", "--api-key", "k"])
+    assert result.exit_code == 2
+    assert "could not check" in result.output

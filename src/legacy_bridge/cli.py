@@ -26,7 +26,13 @@ from legacy_bridge.cli_compare import compare
 from legacy_bridge.cli_progress import progress
 from legacy_bridge.coursecheck import check_course_map
 from legacy_bridge.coursemap import CourseMap, load_course_map
-from legacy_bridge.errors import BridgeError, ConfigError, MappingError, TokenFileError
+from legacy_bridge.errors import (
+    BridgeError,
+    ConfigError,
+    MappingError,
+    TokenFileError,
+    UpstreamUnreachable,
+)
 from legacy_bridge.explain import explain as explain_request
 from legacy_bridge.explain import explain_sql, sql_text
 from legacy_bridge.mapping import load_mappings
@@ -117,46 +123,64 @@ def _start(settings: Settings) -> Starlette:
 @click.option("--learners-file", envvar="BRIDGE_LEARNERS_FILE", default=None,
               type=click.Path(path_type=Path), help="With --upstream, the course map is "
               "checked as the first learner listed [env BRIDGE_LEARNERS_FILE]")
+@click.option("--json", "as_json", is_flag=True, help="{ok, folder, tables: [{file, "
+              "checked}], problems: [...]}")
 def check(mappings_dir: Path | None, upstream_url: str | None, api_key: str,
-          learners_file: Path | None) -> None:
+          learners_file: Path | None, as_json: bool) -> None:
     """Load and check every mapping table against the GraphQL schemas.
 
-    Exits non-zero, naming the file, the key and the fix, on the first problem.
-    With --upstream, also the course map against the platform's required topics.
+    With --upstream, against the live introspection, and the course map against
+    the platform's required topics. Exit 0: every table is right; 1: a problem,
+    named with its file, key and fix; 2: no verdict (the upstream did not answer,
+    a setting is missing).
     """
     directory = mappings_dir or Settings().mappings_dir
     live = LiveSchemas(upstream_url, api_key) if upstream_url else None
+    tables: list[tuple[str, str]] = []  # (file, what was checked)
+    problems: list[str] = []
     try:
         with live or contextlib.nullcontext(bundled_schema) as source:
-            routes = load_mappings(directory, source)
+            for route in load_mappings(directory, source):
+                joins = f" + joins {', '.join(route.joins)}" if route.joins else ""
+                tables.append((route.file, f"GET {route.path} -> {route.connection.operation}"
+                                           f" ({len(route.fields)} fields{joins})"))
             data_api = load_data_api(directory, source)
+            if data_api is not None:
+                over = ", ".join(f"{t.name} ({len(t.columns)} columns)"
+                                 for t in data_api.tables.values())
+                tables.append((data_api.file, f"POST {data_api.path} -> "
+                                              f"{data_api.connection.operation} over {over}"))
             progress = load_progress_table(directory, source)
+            if progress is not None:
+                tables += [(progress.file, f"{', '.join(r.methods)} {r.path} -> "
+                            f"{progress.done_field}, {progress.complete.operation_name}")
+                           for r in progress.routes]
             courses = load_course_map(directory)
-            problems = (_check_courses(live, api_key, learners_file, progress, courses)
-                        if live is not None and progress and courses else [])
-    except (MappingError, ConfigError) as exc:
-        raise click.ClickException(str(exc)) from None
-    if problems:
-        raise click.ClickException("\n".join(problems))
-    click.echo(f"tables from {directory.resolve()}"
-               + (" (installed with the package)" if directory == PACKAGED_MAPPINGS else ""))
-    for route in routes:
-        joins = f" + joins {', '.join(route.joins)}" if route.joins else ""
-        click.echo(f"ok  {route.file}: GET {route.path} -> {route.connection.operation} "
-                   f"({len(route.fields)} fields{joins})")
-    if data_api is not None:
-        tables = ", ".join(f"{t.name} ({len(t.columns)} columns)"
-                           for t in data_api.tables.values())
-        click.echo(f"ok  {data_api.file}: POST {data_api.path} -> "
-                   f"{data_api.connection.operation} over {tables}")
-    if progress is not None:
-        for r in progress.routes:
-            click.echo(f"ok  {progress.file}: {', '.join(r.methods)} {r.path} -> "
-                       f"{progress.done_field}, {progress.complete.operation_name}")
-    if courses is not None:
-        checked = " (as the platform requires)" if live is not None and progress else ""
-        click.echo(f"ok  {courses.file}: {len(courses.courses)} courses, "
-                   f"{len(courses.lessons)} lessons{checked}")
+            if live is not None and progress and courses:
+                problems = _check_courses(live, api_key, learners_file, progress, courses)
+            if courses is not None:
+                platform = " (as the platform requires)" if live and progress else ""
+                tables.append((courses.file, f"{len(courses.courses)} courses, "
+                                             f"{len(courses.lessons)} lessons{platform}"))
+    except MappingError as exc:
+        problems.append(str(exc))
+    except (ConfigError, UpstreamUnreachable) as exc:
+        click.echo(f"error: could not check: {exc}", err=True)
+        sys.exit(2)
+    ok = not problems
+    if as_json:
+        click.echo(orjson.dumps({"ok": ok, "folder": str(directory.resolve()),
+                                 "tables": [{"file": f, "checked": c} for f, c in tables],
+                                 "problems": problems}).decode())
+    else:
+        click.echo(f"tables from {directory.resolve()}"
+                   + (" (installed with the package)" if directory == PACKAGED_MAPPINGS
+                      else ""))
+        for file, checked in tables if ok else ():
+            click.echo(f"ok  {file}: {checked}")
+        for problem in problems:
+            click.echo(f"error: {problem}", err=True)
+    sys.exit(0 if ok else 1)
 
 
 def _check_courses(live: LiveSchemas, key: str, learners_file: Path | None,

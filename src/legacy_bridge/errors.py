@@ -26,7 +26,8 @@
     MappingError       - a mapping table is wrong; raised at start-up, never per request.
     ConfigError        - a setting is missing or wrong; raised at start-up.
     TokenFileError     - the token table cannot be used; at start-up.
-    SchemaUnavailable  - a live upstream gave no schema to check tables against.
+    SchemaUnavailable  - a live upstream gave no schema to check tables against
+      └── UpstreamUnreachable - it did not answer at all (`check` exits 2, not 1).
     CrawlError         - `compare crawl`: a side answered something other than a page.
     LeaderCancelled    - internal: a shared upstream request lost its sender.
 
@@ -159,6 +160,10 @@ class TokenFileError(ValueError):
 
 class SchemaUnavailable(Exception):
     """A schema source could not produce the schema of an endpoint."""
+
+
+class UpstreamUnreachable(SchemaUnavailable):
+    """No answer at all (connection refused, DNS, timeout): says nothing of the tables."""
 
 
 class CrawlError(Exception):

@@ -27,7 +27,7 @@ from graphql import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from legacy_bridge import schemas
-from legacy_bridge.errors import MappingError, SchemaUnavailable
+from legacy_bridge.errors import MappingError, SchemaUnavailable, UpstreamUnreachable
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -130,6 +130,8 @@ class SchemaChecks:
                             f"use one of {', '.join(schemas.names())}")
         try:
             return self.source(api, endpoint)
+        except UpstreamUnreachable:
+            raise  # no verdict on the table
         except SchemaUnavailable as exc:
             raise self.fail(key.replace(".api", ".endpoint"), str(exc),
                             "check the endpoint path and that the upstream allows "

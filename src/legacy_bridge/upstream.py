@@ -38,6 +38,7 @@ from legacy_bridge.errors import (
     UpstreamQueryError,
     UpstreamTimeout,
     UpstreamUnavailable,
+    UpstreamUnreachable,
 )
 from legacy_bridge.query import Document
 
@@ -381,6 +382,9 @@ class LiveSchemas:
             except httpx.HTTPStatusError as exc:
                 raise SchemaUnavailable(f"introspection of {endpoint} answered HTTP "
                                         f"{exc.response.status_code}") from exc
+            except httpx.TransportError as exc:
+                raise UpstreamUnreachable(f"the upstream did not answer introspection of "
+                                          f"{endpoint} ({type(exc).__name__})") from exc
             except (httpx.HTTPError, KeyError, TypeError, ValueError) as exc:
                 raise SchemaUnavailable(f"introspection of {endpoint} failed "
                                         f"({type(exc).__name__})") from exc
