@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from click.testing import CliRunner
 from starlette.applications import Starlette
 
@@ -105,3 +106,34 @@ def test_compare_crawl_works_from_any_folder_with_the_installed_tables(
                                 "--routes", "users", "--json")
     assert result.returncode == 0, result.stderr
     assert '"agrees": true' in result.stdout
+
+
+@pytest.mark.parametrize(("args", "env", "says"), [
+    (["serve", "--port", "x"], {}, "BRIDGE_PORT: Input should be a valid integer"),
+    (["check"], {"BRIDGE_MODE": "sideways"},
+     "BRIDGE_MODE: Input should be 'graphql', 'legacy', 'shadow' or 'graphql-fallback'"),
+    (["compare", "gate"], {"BRIDGE_SHADOW_SAMPLE_RATE": "2"},
+     "BRIDGE_SHADOW_SAMPLE_RATE: Input should be less than or equal to 1"),
+])
+def test_a_bad_setting_is_one_line_naming_it_and_exit_2(
+        args: list[str], env: dict[str, str], says: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "legacy_bridge", *args],
+                            env={**os.environ, **env}, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: " + says)
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_secret_setting_is_named_without_its_value() -> None:
+    result = subprocess.run([sys.executable, "-m", "legacy_bridge", "serve",
+                             "--upstream-api-key-file", "/nonexistent", "--workers",
+                             "not-a-secret-but-bad"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2 and "not-a-secret-but-bad" not in result.stderr
+
+
+def test_serve_help_shows_each_settings_default() -> None:
+    result = CliRunner().invoke(main, ["serve", "--help"], terminal_width=200)
+    assert "[env BRIDGE_PORT; default: 8080]" in result.output
+    assert "[env BRIDGE_LEGACY_URL; default: unset]" in result.output

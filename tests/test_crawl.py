@@ -203,3 +203,19 @@ def test_the_text_report_shows_notes_per_field(
              "BRIDGE_COMPARE_BRIDGE_TOKEN": DEMO_COMPANY_TOKEN})
     assert result.exit_code == 0
     assert "representation notes (equal values spelled differently" in result.output
+
+
+def test_progress_in_a_log_is_plain_lines_and_nothing_with_json(
+        make_emulator: Callable[..., Starlette], make_proxy: Callable[..., Starlette],
+        serve_http: Serve) -> None:
+    upstream = serve_http(make_emulator())
+    bridge = serve_http(make_proxy(over_http=True, upstream_url=upstream))
+    args = ["compare", "crawl", "--legacy-url", upstream, "--bridge-url", bridge,
+            "--plan", DEMO_PLAN_ID, "--routes", "users", "--mappings-dir", str(MAPPINGS)]
+    env = {"BRIDGE_COMPARE_LEGACY_TOKEN": DEMO_COMPANY_TOKEN,
+           "BRIDGE_COMPARE_BRIDGE_TOKEN": DEMO_COMPANY_TOKEN}
+    text = CliRunner().invoke(main, args, env=env)  # stderr is not a terminal here
+    assert "\r" not in text.output
+    assert "users: 4/4 pages, " in text.output  # 2 pages a side, one line at the end
+    quiet = CliRunner().invoke(main, [*args, "--json"], env=env)
+    assert "pages" not in quiet.output

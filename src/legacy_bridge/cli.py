@@ -39,7 +39,7 @@ from legacy_bridge.mapping import load_mappings
 from legacy_bridge.operations import bundled_schema
 from legacy_bridge.progresstable import ProgressTable, load_progress_table
 from legacy_bridge.routes import compile_route, resolve
-from legacy_bridge.settings import PACKAGED_MAPPINGS, Settings
+from legacy_bridge.settings import PACKAGED_MAPPINGS, Settings, SettingsError, load_settings
 from legacy_bridge.sqlexpr import SqlLimits
 from legacy_bridge.sqlmap import load_data_api
 from legacy_bridge.sqlplan import plan as plan_sql
@@ -55,6 +55,15 @@ class _Commands(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """A setting that cannot be used is one clear line per setting and exit 2,
+        whichever command read the settings."""
+        try:
+            return super().invoke(ctx)
+        except SettingsError as exc:
+            click.echo(f"error: {exc}".replace("\n", "\nerror: "), err=True)
+            ctx.exit(2)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.lazy:
@@ -77,8 +86,10 @@ main.add_command(progress)
 def _settings_flags(command: Any) -> Any:
     """One `serve` flag per setting, named after it; a flag wins over `BRIDGE_*`."""
     for name, info in reversed(Settings.model_fields.items()):
+        default = "unset" if info.default is None else info.default
         command = click.option(f"--{name.replace('_', '-')}", name, default=None,
-                               help=f"{info.description} [env BRIDGE_{name.upper()}]")(command)
+                               help=f"{info.description} [env BRIDGE_{name.upper()}; "
+                                    f"default: {default}]")(command)
     return command
 
 
@@ -87,7 +98,7 @@ def _settings_flags(command: Any) -> Any:
 def serve(**flags: Any) -> None:
     """Serve the legacy routes from the GraphQL upstream."""
     given = {k: v for k, v in flags.items() if v is not None}
-    settings = Settings(**given)
+    settings = load_settings(**given)
     logs.to_stdout(settings.log_level)
     # uvicorn's own access log would repeat our request line without its fields
     # SIGTERM: stop accepting, let in-flight requests finish (bounded), flush, exit
@@ -115,7 +126,7 @@ def _start(settings: Settings) -> Starlette:
 @main.command()
 @click.option("--mappings-dir", type=click.Path(path_type=Path), default=None,
               help="Folder of mapping tables [env BRIDGE_MAPPINGS_DIR]")
-@click.option("--upstream", "upstream_url", default=None, metavar="URL",
+@click.option("--upstream-url", "--upstream", "upstream_url", default=None, metavar="URL",
               help="Check against this upstream's live introspection instead of the "
                    "bundled SDL")
 @click.option("--api-key", envvar="BRIDGE_UPSTREAM_API_KEY", default="",
@@ -134,7 +145,7 @@ def check(mappings_dir: Path | None, upstream_url: str | None, api_key: str,
     named with its file, key and fix; 2: no verdict (the upstream did not answer,
     a setting is missing).
     """
-    directory = mappings_dir or Settings().mappings_dir
+    directory = mappings_dir or load_settings().mappings_dir
     live = LiveSchemas(upstream_url, api_key) if upstream_url else None
     tables: list[tuple[str, str]] = []  # (file, what was checked)
     problems: list[str] = []
@@ -206,7 +217,7 @@ def explain(url: str, mappings_dir: Path | None, upstream_url: str | None) -> No
     is remembered, so the plan walks from the start.
     """
     given: dict[str, Any] = {"mappings_dir": mappings_dir, "upstream_url": upstream_url}
-    settings = Settings(**{k: v for k, v in given.items() if v is not None})
+    settings = load_settings(**{k: v for k, v in given.items() if v is not None})
     try:
         routes = [compile_route(r) for r in load_mappings(settings.mappings_dir)]
     except MappingError as exc:
@@ -236,7 +247,7 @@ def explain_sql_command(sql: str, mappings_dir: Path | None, upstream_url: str |
     (POST /_bridge/explain on a running proxy gives the number).
     """
     given: dict[str, Any] = {"mappings_dir": mappings_dir, "upstream_url": upstream_url}
-    settings = Settings(**{k: v for k, v in given.items() if v is not None})
+    settings = load_settings(**{k: v for k, v in given.items() if v is not None})
     try:
         api = load_data_api(settings.mappings_dir)
     except MappingError as exc:
@@ -257,7 +268,7 @@ def explain_sql_command(sql: str, mappings_dir: Path | None, upstream_url: str |
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table")
 def usage(store_url: str | None, as_json: bool) -> None:
     """Who still calls the legacy API: per client, route, parameter and field."""
-    store = Store(store_url or Settings().store_url)
+    store = Store(store_url or load_settings().store_url)
     rows = store.usage()
     store.close()
     if as_json:
@@ -290,5 +301,6 @@ def hash_token(token: str | None) -> None:
     shell history.
     """
     if token is None:
-        token = sys.stdin.readline().strip()
+        token = (click.prompt("token", hide_input=True, err=True) if sys.stdin.isatty()
+                 else sys.stdin.readline()).strip()  # typed on a terminal: not echoed
     click.echo(digest(token))

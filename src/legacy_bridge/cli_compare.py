@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -28,7 +29,7 @@ from legacy_bridge.crawl import report as crawl_report
 from legacy_bridge.errors import ConfigError, CrawlError, MappingError
 from legacy_bridge.mapping import load_mappings
 from legacy_bridge.progresstable import load_progress_table
-from legacy_bridge.settings import Settings
+from legacy_bridge.settings import load_settings
 from legacy_bridge.sqlcompare import compare_sql, split_statements
 from legacy_bridge.sqlmap import load_data_api
 from legacy_bridge.store import Store
@@ -79,7 +80,7 @@ def compare_crawl(legacy_url: str, legacy_token: str, bridge_url: str, bridge_to
     unless BRIDGE_COMPARE_PII=keep.
     """
     try:
-        loaded = load_mappings(mappings_dir or Settings().mappings_dir)
+        loaded = load_mappings(mappings_dir or load_settings().mappings_dir)
     except MappingError as exc:
         raise click.ClickException(str(exc)) from None
     chosen = routes.split(",") if routes else [r.name for r in loaded]
@@ -88,16 +89,30 @@ def compare_crawl(legacy_url: str, legacy_token: str, bridge_url: str, bridge_to
         raise click.BadParameter(f"unknown {', '.join(sorted(unknown))}",
                                  param_hint="--routes")
 
+    started = last = time.monotonic()
+    interactive = sys.stderr.isatty()
+
     def progress(route: str, done: int, total: int) -> None:
-        if not as_json:
-            click.echo(f"\r{route}: {done}/{total} pages", nl=False, err=True)
+        """On a terminal a line redrawn in place; in a log a line every 10 s and at the
+        end of each route; with --json nothing."""
+        nonlocal last
+        now = time.monotonic()
+        line = (f"{route}: {done}/{total} pages, {now - started:.0f} s, "
+                f"{done / max(now - started, 1e-9):.1f} pages/s")
+        if as_json:
+            return
+        if interactive:
+            click.echo(f"\r{line}", nl=False, err=True)
             if done == total:
                 click.echo(err=True)
+        elif done == total or now - last >= 10:
+            last = now
+            click.echo(line, err=True)
 
     try:
         results = crawl_compare([r for r in loaded if r.name in chosen],
                                 Side(legacy_url, legacy_token), Side(bridge_url, bridge_token),
-                                plan, per_page, Settings().compare_pii == "keep",
+                                plan, per_page, load_settings().compare_pii == "keep",
                                 progress)
     except (CrawlError, httpx.HTTPError) as exc:
         _could_not_run(exc)
@@ -122,7 +137,7 @@ def compare_progress(legacy_url: str, legacy_token: str, bridge_url: str, bridge
                      mappings_dir: Path | None) -> None:
     """Read learners' course progress from both sides (the admin route, with admin
     tokens on both); exit 1 on any difference. Records match by user and lesson."""
-    settings = Settings()
+    settings = load_settings()
     try:
         table = load_progress_table(mappings_dir or settings.mappings_dir)
         chosen = list(learners) or load_learners(settings.learners_file).user_ids()
@@ -165,7 +180,7 @@ def compare_sql_command(file: Any, legacy_url: str, legacy_token: str, bridge_ur
     printed as its statement is answered. Exit 0: every statement agrees; 1:
     some differ; 2: no verdict (no table, no statement, a side unreachable).
     """
-    folder = mappings_dir or Settings().mappings_dir
+    folder = mappings_dir or load_settings().mappings_dir
     try:
         api = load_data_api(folder)
         if api is None:
@@ -213,8 +228,9 @@ def compare_gate(store_url: str | None, window: float, threshold: float,
     """
     since = (datetime.now(UTC) - timedelta(seconds=window)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     tally: dict[str, list[int]] = {}  # route -> [compared, differ], one pass over the store
+    url = store_url or load_settings().store_url
     try:
-        store = Store(store_url or Settings().store_url)
+        store = Store(url)
         for row in store.iter_comparisons(since):
             counts = tally.setdefault(row.route, [0, 0])
             counts[0] += 1
@@ -256,7 +272,7 @@ def compare_export(store_url: str | None, out: Path, route: str | None, limit: i
     the legacy answer; it fails until the mapping (or code) is fixed. No token is
     written; personal values are hashed unless BRIDGE_COMPARE_PII=keep.
     """
-    store = Store(store_url or Settings().store_url)
+    store = Store(store_url or load_settings().store_url)
     rows = store.golden_cases(route, limit)
     store.close()
     out.mkdir(parents=True, exist_ok=True)
@@ -281,8 +297,9 @@ def compare_report(store_url: str | None, window: float | None, as_json: bool) -
     """
     since = "" if window is None else (datetime.now(UTC) - timedelta(seconds=window)).strftime(
         "%Y-%m-%dT%H:%M:%S.%fZ")
+    url = store_url or load_settings().store_url
     try:
-        store = Store(store_url or Settings().store_url)
+        store = Store(url)
         summaries = report.summarize(store.iter_comparisons(since))
         store.close()
     except Exception as exc:  # the store's drivers raise their own kinds

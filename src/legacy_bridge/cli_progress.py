@@ -14,7 +14,7 @@ from legacy_bridge.errors import ConfigError, MappingError, TokenFileError
 from legacy_bridge.progress import Progress
 from legacy_bridge.progress_import import ImportFileError, Summary, count_rows, run_import
 from legacy_bridge.progresstable import load_progress_table
-from legacy_bridge.settings import Settings
+from legacy_bridge.settings import load_settings
 from legacy_bridge.store import Store
 from legacy_bridge.upstream import Policy, Upstream
 
@@ -50,7 +50,7 @@ def import_(csv_file: Path, restart: bool, no_forward: bool) -> None:
 
 
 async def _run(path: Path, restart: bool, no_forward: bool) -> Summary:
-    settings = Settings()
+    settings = load_settings()
     table = load_progress_table(settings.mappings_dir)
     courses = load_course_map(settings.mappings_dir)
     if table is None or courses is None:

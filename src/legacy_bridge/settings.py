@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from legacy_bridge.modes import Mode, Primary
@@ -132,3 +132,22 @@ class Settings(BaseSettings):
         if self.upstream_api_key_file is not None:
             return self.upstream_api_key_file.read_text().strip()
         return None
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used: one line per setting, naming it and what it takes."""
+
+
+def load_settings(**given: object) -> Settings:
+    """`BRIDGE_*` and `given` (flags), checked. A mistake is one line per setting with
+    what it accepts; never the value given (it may be a secret)."""
+    try:
+        return Settings(**given)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "?"
+            info = Settings.model_fields.get(name)
+            about = f" ({info.description})" if info is not None and info.description else ""
+            lines.append(f"BRIDGE_{name.upper()}: {error['msg']}{about}")
+        raise SettingsError("\n".join(lines)) from None
