@@ -2,6 +2,7 @@
 
     crawl   read every page of a plan from the old API and the proxy, compare
     progress  read learners' course progress from the old API and the proxy, compare
+    replay  recorded legacy calls (HAR, JSON lines) sent to the proxy, answers compared
     sql     send a file of SQL statements to both Data APIs, compare
     gate    per route, is the stored shadow mismatch rate under a threshold?
     export  stored mismatches as golden test cases
@@ -29,6 +30,9 @@ from legacy_bridge.crawl import report as crawl_report
 from legacy_bridge.errors import ConfigError, CrawlError, MappingError
 from legacy_bridge.mapping import load_mappings
 from legacy_bridge.progresstable import load_progress_table
+from legacy_bridge.replay import RecordingError, Router, read_recording, replay
+from legacy_bridge.replay import as_json as replay_json
+from legacy_bridge.replay import report as replay_report
 from legacy_bridge.settings import load_settings
 from legacy_bridge.sqlcompare import compare_sql, split_statements
 from legacy_bridge.sqlmap import load_data_api
@@ -160,6 +164,48 @@ def compare_progress(legacy_url: str, legacy_token: str, bridge_url: str, bridge
         click.echo(crawl_report([result]))
     if not result.agrees:
         sys.exit(1)
+
+
+@compare.command("replay")
+@click.argument("recording", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--bridge-url", required=True, help="Base URL of the proxy")
+@click.option("--bridge-token", envvar="BRIDGE_COMPARE_BRIDGE_TOKEN", required=True,
+              help="Bearer token for the proxy [env BRIDGE_COMPARE_BRIDGE_TOKEN]")
+@click.option("--legacy-url", default=None, help="Compare with the old API's live answers "
+              "instead of the recorded ones")
+@click.option("--legacy-token", envvar="BRIDGE_COMPARE_LEGACY_TOKEN", default=None,
+              help="Bearer token for --legacy-url [env BRIDGE_COMPARE_LEGACY_TOKEN]")
+@click.option("--json", "as_json", is_flag=True, help="{agrees, skipped, routes: [{route, "
+              "calls, agree, fields, examples}]}")
+@click.option("--mappings-dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of mapping tables [env BRIDGE_MAPPINGS_DIR]")
+def compare_replay(recording: Path, bridge_url: str, bridge_token: str,
+                   legacy_url: str | None, legacy_token: str | None, as_json: bool,
+                   mappings_dir: Path | None) -> None:
+    """Replay recorded legacy calls (a HAR file, or JSON lines of {method, path, query,
+    status, body}) against the proxy and compare each answer with the recorded one.
+
+    Writes are never replayed. The recording's own credentials are never sent,
+    printed or stored. Exit 0: every replayed call agrees; 1: some differ; 2: no
+    verdict (an unreadable recording, a side unreachable).
+    """
+    settings = load_settings()
+    folder = mappings_dir or settings.mappings_dir
+    if legacy_url is not None and legacy_token is None:
+        raise click.BadParameter("needed with --legacy-url", param_hint="--legacy-token")
+    try:
+        router = Router(load_mappings(folder), load_data_api(folder),
+                        load_progress_table(folder), settings.compare_pii == "keep")
+        calls = read_recording(recording)
+        result = replay(calls, router, Side(bridge_url, bridge_token),
+                        Side(legacy_url, legacy_token or "") if legacy_url else None)
+    except (MappingError, RecordingError, httpx.HTTPError, UnicodeDecodeError) as exc:
+        _could_not_run(exc)
+    if as_json:
+        click.echo(orjson.dumps(replay_json(result), option=orjson.OPT_INDENT_2))
+    else:
+        click.echo(replay_report(result))
+    sys.exit(0 if result.agrees and result.routes else 1 if result.routes else 2)
 
 
 @compare.command("sql")
