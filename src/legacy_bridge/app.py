@@ -138,7 +138,7 @@ def _components(settings: Settings, transport: httpx.AsyncBaseTransport | None,
         return {"hits": checkpoints.hits, "misses": checkpoints.misses,
                 "failures": checkpoints.failures,
                 "size": len(checkpoints) if isinstance(checkpoints, MemoryCheckpoints) else 0,
-                "coalesced": upstream.coalesced}
+                "coalesced": upstream.coalesced, "shadow_queue": shadow.queue.qsize()}
 
     metrics = Metrics(figures)
 
@@ -247,10 +247,12 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         flusher = asyncio.create_task(bridge.usage.run(settings.usage_flush_seconds))
-        shadow = asyncio.create_task(bridge.shadow.run())
+        workers = [asyncio.create_task(bridge.shadow.run())
+                   for _ in range(settings.shadow_workers)]
         yield
         await bridge.shadow.drain(settings.shutdown_timeout / 2)
-        shadow.cancel()
+        for worker in workers:
+            worker.cancel()
         flusher.cancel()
         await bridge.aclose()
 

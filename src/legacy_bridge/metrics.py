@@ -37,6 +37,8 @@ class _Read(Collector):
         yield CounterMetricFamily("bridge_upstream_coalesced", "Upstream requests answered by "
                                   "an identical one already in flight",
                                   value=figures["coalesced"])
+        yield GaugeMetricFamily("bridge_shadow_queue", "Shadow comparisons waiting for a "
+                                "worker", value=figures["shadow_queue"])
 
 
 class Metrics:

@@ -102,6 +102,8 @@ class Settings(BaseSettings):
                                       "compared in shadow mode")
     shadow_queue_size: int = Field(1000, ge=1, description="Shadow comparisons waiting at "
                                    "most; more are dropped (counted)")
+    shadow_workers: int = Field(4, ge=1, description="Shadow comparisons made at once (each "
+                                "waits on the other side's answer)")
     compare_pii: Literal["hash", "keep"] = Field("hash", description="E-mails and names in "
                                                  "comparisons and exports: hashed, or kept")
     compare_keep: int = Field(100_000, ge=1, description="Comparisons kept in the store")
