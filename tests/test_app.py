@@ -72,3 +72,17 @@ def test_a_postgresql_store_without_the_postgres_extra_names_the_install(
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(ConfigError, match=r"pip install 'legacy-bridge\[postgres\]'"):
         make_proxy(store_url="postgresql://127.0.0.1:9/bridge")
+
+
+async def test_the_admin_token_can_come_from_a_file(
+        tmp_path: Path, make_proxy: Callable[..., Starlette]) -> None:
+    secret = tmp_path / "admin-token"
+    secret.write_text("from-a-file\n")
+    app = make_proxy(admin_token=None, admin_token_file=secret)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://proxy") as client:
+        opened = await client.get("/_bridge/usage.json",
+                                  headers={"Authorization": "Bearer from-a-file"})
+        shut = await client.get("/_bridge/usage.json",
+                                headers={"Authorization": "Bearer admin-token-for-tests"})
+    assert opened.status_code == 200 and shut.status_code == 401

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -219,3 +220,18 @@ def test_progress_in_a_log_is_plain_lines_and_nothing_with_json(
     assert "users: 4/4 pages, " in text.output  # 2 pages a side, one line at the end
     quiet = CliRunner().invoke(main, [*args, "--json"], env=env)
     assert "pages" not in quiet.output
+
+
+def test_compare_tokens_can_come_from_files(
+        make_emulator: Callable[..., Starlette], make_proxy: Callable[..., Starlette],
+        serve_http: Serve, tmp_path: Path) -> None:
+    upstream = serve_http(make_emulator())
+    bridge = serve_http(make_proxy(over_http=True, upstream_url=upstream))
+    token = tmp_path / "company-token"
+    token.write_text(DEMO_COMPANY_TOKEN + "\n")
+    result = CliRunner().invoke(main, [
+        "compare", "crawl", "--legacy-url", upstream, "--bridge-url", bridge,
+        "--plan", DEMO_PLAN_ID, "--routes", "users", "--mappings-dir", str(MAPPINGS)],
+        env={"BRIDGE_COMPARE_LEGACY_TOKEN_FILE": str(token),
+             "BRIDGE_COMPARE_BRIDGE_TOKEN_FILE": str(token)})
+    assert result.exit_code == 0, result.output

@@ -268,7 +268,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
                StarletteRoute("/readyz", readyz, methods=["GET"]),
                StarletteRoute("/metrics", metrics, methods=["GET"]),
                StarletteRoute("/openapi.json", openapi_json, methods=["GET"])]
-    admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    admin_token = settings.admin()
     routes += admin_routes(admin_token, bridge.routes, bridge.auth, bridge.checkpoints,
                            bridge.usage, sql, settings.upstream_url,
                            settings.max_walk_requests, bridge.course_progress)

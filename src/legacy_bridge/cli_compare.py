@@ -12,8 +12,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -39,16 +41,28 @@ from legacy_bridge.sqlmap import load_data_api
 from legacy_bridge.store import Store
 
 
+def _from_file(variable: str) -> Callable[[], str | None]:
+    """A token's default: the file `variable` names (a mounted secret), if set."""
+    def read() -> str | None:
+        path = os.environ.get(variable)
+        return Path(path).read_text().strip() if path else None
+    return read
+
+
+def _token_option(side: str, required: bool = True) -> Callable[[Any], Any]:
+    env = f"BRIDGE_COMPARE_{side.upper()}_TOKEN"
+    return click.option(f"--{side}-token", envvar=env, default=_from_file(f"{env}_FILE"),
+                        required=required, show_default=False,
+                        help=f"Bearer token for the {side} side [env {env}, or a file "
+                             f"named by {env}_FILE]")
+
+
 def _side_options(command: Any) -> Any:
     """--legacy-token, --bridge-url, --bridge-token: the two sides of a comparison."""
-    command = click.option("--bridge-token", envvar="BRIDGE_COMPARE_BRIDGE_TOKEN",
-                           required=True, help="Bearer token for the proxy "
-                           "[env BRIDGE_COMPARE_BRIDGE_TOKEN]")(command)
+    command = _token_option("bridge")(command)
     command = click.option("--bridge-url", required=True,
                            help="Base URL of the proxy")(command)
-    return click.option("--legacy-token", envvar="BRIDGE_COMPARE_LEGACY_TOKEN",
-                        required=True, help="Bearer token for the legacy API "
-                        "[env BRIDGE_COMPARE_LEGACY_TOKEN]")(command)
+    return _token_option("legacy")(command)
 
 
 def _could_not_run(exc: Exception) -> NoReturn:
@@ -169,12 +183,10 @@ def compare_progress(legacy_url: str, legacy_token: str, bridge_url: str, bridge
 @compare.command("replay")
 @click.argument("recording", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--bridge-url", required=True, help="Base URL of the proxy")
-@click.option("--bridge-token", envvar="BRIDGE_COMPARE_BRIDGE_TOKEN", required=True,
-              help="Bearer token for the proxy [env BRIDGE_COMPARE_BRIDGE_TOKEN]")
+@_token_option("bridge")
 @click.option("--legacy-url", default=None, help="Compare with the old API's live answers "
               "instead of the recorded ones")
-@click.option("--legacy-token", envvar="BRIDGE_COMPARE_LEGACY_TOKEN", default=None,
-              help="Bearer token for --legacy-url [env BRIDGE_COMPARE_LEGACY_TOKEN]")
+@_token_option("legacy", required=False)
 @click.option("--json", "as_json", is_flag=True, help="{agrees, skipped, routes: [{route, "
               "calls, agree, fields, examples}]}")
 @click.option("--mappings-dir", type=click.Path(path_type=Path), default=None,

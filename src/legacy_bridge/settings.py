@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     compare_keep_days: float = Field(30.0, gt=0, description="Days comparisons are kept")
     admin_token: SecretStr | None = Field(None, description="Bearer token that opens the "
                                           "/_bridge/ pages (shut when unset)")
+    admin_token_file: Path | None = Field(None, description="File holding the admin token "
+                                          "(used when BRIDGE_ADMIN_TOKEN is unset)")
     store_url: str = Field("sqlite:///.data/bridge.sqlite3", description="Where usage and "
                            "comparisons persist: sqlite:///<path> (one replica) or "
                            "postgresql://user:pass@host/db (many replicas)")
@@ -127,6 +129,14 @@ class Settings(BaseSettings):
                                       "courses a GET without courseId reads (else 400 "
                                       "course_id_required)")
     log_level: str = Field("INFO", description="Log level")
+
+    def admin(self) -> str | None:
+        """The admin token, from BRIDGE_ADMIN_TOKEN or its file; None: the pages are shut."""
+        if self.admin_token is not None:
+            return self.admin_token.get_secret_value()
+        if self.admin_token_file is not None:
+            return self.admin_token_file.read_text().strip() or None
+        return None
 
     def api_key(self) -> str | None:
         if self.upstream_api_key is not None:
