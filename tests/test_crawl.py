@@ -17,7 +17,7 @@ from legacy_bridge.emulator.app import DEMO_COMPANY_TOKEN
 from legacy_bridge.emulator.dataset import DEMO_PLAN_ID
 from legacy_bridge.emulator.legacy import SHIFTED_EVERY
 from legacy_bridge.mapping import RawCompare
-from support import MAPPINGS
+from support import MAPPINGS, OTHER_PLAN
 
 Serve = Callable[[Starlette], str]
 
@@ -235,3 +235,78 @@ def test_compare_tokens_can_come_from_files(
         env={"BRIDGE_COMPARE_LEGACY_TOKEN_FILE": str(token),
              "BRIDGE_COMPARE_BRIDGE_TOKEN_FILE": str(token)})
     assert result.exit_code == 0, result.output
+
+
+class Flaky:
+    """An old API in front of the emulator that fails the first `failures` page reads
+    (or every read of `broken_plan`), and counts the reads."""
+
+    def __init__(self, app: Starlette, failures: int = 0, status: int = 503,
+                 broken_plan: str | None = None) -> None:
+        self.app, self.failures, self.status = app, failures, status
+        self.broken_plan, self.reads = broken_plan, 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/v2/"):
+            self.reads += 1
+            if self.failures > 0 or (self.broken_plan and self.broken_plan in scope["path"]):
+                self.failures -= 1
+                await send({"type": "http.response.start", "status": self.status,
+                            "headers": [(b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": b'{"error": {}}'})
+                return
+        await self.app(scope, receive, send)
+
+
+def crawl_plans(legacy: str, bridge: str, *extra: str) -> Result:
+    return CliRunner().invoke(main, [
+        "compare", "crawl", "--legacy-url", legacy, "--bridge-url", bridge, "--routes",
+        "users", "--per-page", "50", "--mappings-dir", str(MAPPINGS), "--json", *extra],
+        env={"BRIDGE_COMPARE_LEGACY_TOKEN": DEMO_COMPANY_TOKEN,
+             "BRIDGE_COMPARE_BRIDGE_TOKEN": DEMO_COMPANY_TOKEN})
+
+
+def test_several_plans_from_a_file_are_compared_as_one_route(
+        make_emulator: Callable[..., Starlette], make_proxy: Callable[..., Starlette],
+        serve_http: Serve, tmp_path: Path) -> None:
+    upstream = serve_http(make_emulator())
+    bridge = serve_http(make_proxy(over_http=True, upstream_url=upstream))
+    plans = tmp_path / "plans.txt"
+    plans.write_text(f"# the plans of one customer\n{DEMO_PLAN_ID}\n{OTHER_PLAN}\n")
+    both = crawl_plans(upstream, bridge, "--plans", str(plans))
+    one = crawl_plans(upstream, bridge, "--plan", DEMO_PLAN_ID)
+    assert both.exit_code == 0, both.output
+    (users,) = json.loads(both.output)
+    assert users["agrees"] and users["compared"] > json.loads(one.output)[0]["compared"]
+
+
+def test_a_page_failing_transiently_is_read_again(
+        make_emulator: Callable[..., Starlette], make_proxy: Callable[..., Starlette],
+        serve_http: Serve) -> None:
+    emulator = make_emulator()
+    flaky = Flaky(emulator, failures=2)
+    legacy = serve_http(flaky)
+    bridge = serve_http(make_proxy(over_http=True, upstream_url=serve_http(emulator)))
+    result = crawl_plans(legacy, bridge, "--plan", DEMO_PLAN_ID)
+    assert result.exit_code == 0, result.output
+    pages = -(-json.loads(result.output)[0]["compared"] // 50)
+    assert flaky.reads == pages + 2  # two failures, each read again
+
+
+def test_a_stopped_crawl_resumes_without_reading_finished_plans_again(
+        make_emulator: Callable[..., Starlette], make_proxy: Callable[..., Starlette],
+        serve_http: Serve, tmp_path: Path) -> None:
+    emulator = make_emulator()
+    broken = Flaky(emulator, status=500, broken_plan=OTHER_PLAN)
+    bridge = serve_http(make_proxy(over_http=True, upstream_url=serve_http(emulator)))
+    state = tmp_path / "crawl-state.json"
+    plans = ["--plan", DEMO_PLAN_ID, "--plan", OTHER_PLAN, "--resume", str(state)]
+    stopped = crawl_plans(serve_http(broken), bridge, *plans)
+    assert stopped.exit_code == 2 and state.exists()
+    healthy = Flaky(emulator)
+    resumed = crawl_plans(serve_http(healthy), bridge, *plans)
+    assert resumed.exit_code == 0, resumed.output
+    finished_first = json.loads(state.read_text())
+    assert set(finished_first) == {f"{DEMO_PLAN_ID} users", f"{OTHER_PLAN} users"}
+    # only the unfinished plan was read from the old API again
+    assert 0 < healthy.reads <= -(-finished_first[f"{OTHER_PLAN} users"]["compared"] // 50)

@@ -26,7 +26,7 @@ import orjson
 
 from legacy_bridge import report
 from legacy_bridge.auth import load_learners
-from legacy_bridge.crawl import Side, crawl_compare, crawl_progress
+from legacy_bridge.crawl import Crawl, Side, State, crawl_compare, crawl_progress
 from legacy_bridge.crawl import as_json as crawl_json
 from legacy_bridge.crawl import report as crawl_report
 from legacy_bridge.errors import ConfigError, CrawlError, MappingError
@@ -80,14 +80,21 @@ def compare() -> None:
 @compare.command("crawl")
 @click.option("--legacy-url", required=True, help="Base URL of the legacy v2 API")
 @_side_options
-@click.option("--plan", "plan", required=True, help="The plan id to crawl")
+@click.option("--plan", "plan_ids", multiple=True, help="A plan id to crawl (repeat it)")
+@click.option("--plans", "plans_file", type=click.File(), default=None,
+              help="A file of plan ids, one per line (# starts a comment)")
 @click.option("--routes", default=None, help="Comma-separated route names (default: all)")
 @click.option("--per-page", default=100, show_default=True)
+@click.option("--in-flight", default=4, show_default=True, help="Pages read at once per side")
+@click.option("--resume", "resume", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="State file: finished plans and routes are kept there, "
+              "and a crawl run again with it goes on where it stopped")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable result")
 @click.option("--mappings-dir", type=click.Path(path_type=Path), default=None,
               help="Folder of mapping tables [env BRIDGE_MAPPINGS_DIR]")
 def compare_crawl(legacy_url: str, legacy_token: str, bridge_url: str, bridge_token: str,
-                  plan: str, routes: str | None, per_page: int, as_json: bool,
+                  plan_ids: tuple[str, ...], plans_file: Any, routes: str | None,
+                  per_page: int, in_flight: int, resume: Path | None, as_json: bool,
                   mappings_dir: Path | None) -> None:
     """Read every page of a plan from both sides. Exit 0: they agree (equal values
     spelled differently are representation notes, not differences); 1: they differ;
@@ -95,8 +102,14 @@ def compare_crawl(legacy_url: str, legacy_token: str, bridge_url: str, bridge_to
 
     Records match by each route's identity fields and compare under its noise
     rules ([compare] in the mapping). E-mails and names are hashed in the output
-    unless BRIDGE_COMPARE_PII=keep.
+    unless BRIDGE_COMPARE_PII=keep. Pages that fail with a connection error or a
+    502/503/504 are tried again, with backoff, three times.
     """
+    plans = list(plan_ids) + ([line.split("#")[0].strip() for line in plans_file
+                               if line.split("#")[0].strip()] if plans_file else [])
+    if not plans:
+        raise click.BadParameter("give --plan ID (repeatable) or --plans FILE",
+                                 param_hint="--plan")
     try:
         loaded = load_mappings(mappings_dir or load_settings().mappings_dir)
     except MappingError as exc:
@@ -130,8 +143,9 @@ def compare_crawl(legacy_url: str, legacy_token: str, bridge_url: str, bridge_to
     try:
         results = crawl_compare([r for r in loaded if r.name in chosen],
                                 Side(legacy_url, legacy_token), Side(bridge_url, bridge_token),
-                                plan, per_page, load_settings().compare_pii == "keep",
-                                progress)
+                                plans, per_page, load_settings().compare_pii == "keep",
+                                progress, how=Crawl(per_page=per_page, in_flight=in_flight),
+                                state=State(resume))
     except (CrawlError, httpx.HTTPError) as exc:
         _could_not_run(exc)
     if as_json:

@@ -8,18 +8,23 @@ record is exit 0; anything else is exit 1.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
-from legacy_bridge.compare import RouteComparison, compare_records, redact
+from legacy_bridge.compare import Difference, RouteComparison, compare_records, redact
 from legacy_bridge.errors import CrawlError
 from legacy_bridge.mapping import Route
 from legacy_bridge.progresstable import ProgressTable
 
 Progress = Callable[[str, int, int], None]  # (route, pages read, pages in all)
+RETRIES = 3  # extra tries of a page on a connection error or a 502/503/504
 
 
 @dataclass(frozen=True)
@@ -28,29 +33,64 @@ class Side:
     token: str
 
 
-def _pages(client: httpx.Client, side: Side, route: Route, path: str, per_page: int,
-           progress: Progress | None, done_before: int) -> tuple[list[dict[str, Any]], int]:
-    items: list[dict[str, Any]] = []
+@dataclass(frozen=True)
+class Crawl:
+    """How hard a crawl reads: pages per request, pages in flight per side, retries."""
+
+    per_page: int = 100
+    in_flight: int = 4
+    retries: int = RETRIES
+    backoff: float = 0.5  # seconds before the first retry; doubles
+    timeout: float = 60.0
+
+
+async def _page(client: httpx.AsyncClient, side: Side, url: str, params: dict[str, int],
+                how: Crawl) -> dict[str, Any]:
+    """One page; transient failures are tried again with backoff, others are fatal."""
+    for attempt in range(how.retries + 1):
+        try:
+            response = await client.get(url, params=params,
+                                        headers={"Authorization": f"Bearer {side.token}"})
+            if response.status_code not in (502, 503, 504) or attempt == how.retries:
+                break
+        except httpx.TransportError:
+            if attempt == how.retries:
+                raise
+        await asyncio.sleep(how.backoff * 2 ** attempt)
+    if response.status_code != 200:
+        raise CrawlError(f"{side.base_url}{urlsplit(url).path} page {params}: HTTP "
+                         f"{response.status_code} {response.text[:200]}")
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def _pages(client: httpx.AsyncClient, side: Side, route: Route, path: str, how: Crawl,
+                 progress: Progress | None, done_before: int, slots: asyncio.Semaphore
+                 ) -> tuple[list[dict[str, Any]], int]:
+    """Every page of one route for one plan: page 1 says how many, the rest go out at
+    most `how.in_flight` at a time, and come back in page order."""
     page_param = route.param_of_type("page").name
     size_param = route.param_of_type("per_page").name
-    page = 1
-    while True:
-        response = client.get(f"{side.base_url.rstrip('/')}{path}",
-                              params={page_param: page, size_param: per_page},
-                              headers={"Authorization": f"Bearer {side.token}"})
-        if response.status_code != 200:
-            raise CrawlError(f"{side.base_url}{path} page {page}: HTTP {response.status_code} "
-                             f"{response.text[:200]}")
-        body = response.json()
-        found = body[route.key_of("items")]
-        items += found
-        total = int(body[route.key_of("total")])
-        pages = max(1, -(-total // per_page))
+    url = f"{side.base_url.rstrip('/')}{path}"
+    done = 0
+
+    async def fetch(page: int) -> dict[str, Any]:
+        nonlocal done
+        async with slots:
+            body = await _page(client, side, url, {page_param: page, size_param: how.per_page},
+                               how)
+        done += 1
         if progress is not None:
-            progress(route.name, done_before + page, 2 * pages)
-        if page >= pages or not found:
-            return items, total
-        page += 1
+            progress(route.name, done_before + done, 2 * pages)
+        return body
+
+    pages = 1
+    first = await fetch(1)
+    total = int(first[route.key_of("total")])
+    pages = max(1, -(-total // how.per_page))
+    rest = await asyncio.gather(*(fetch(p) for p in range(2, pages + 1)))
+    items = [item for body in (first, *rest) for item in body[route.key_of("items")]]
+    return items, total
 
 
 def _plan_path(route: Route, plan: str) -> str:
@@ -62,22 +102,92 @@ def _plan_path(route: Route, plan: str) -> str:
     return route.path.replace(f"{{{scope}}}", plan)
 
 
-def crawl_compare(routes: list[Route], legacy: Side, bridge: Side, plan: str,
+def merge(into: RouteComparison, more: RouteComparison) -> RouteComparison:
+    """Two plans' comparisons of one route as one."""
+    into.compared += more.compared
+    into.legacy_only += more.legacy_only
+    into.bridge_only += more.bridge_only
+    into.differences += more.differences
+    into.notes += more.notes
+    for path, (agree, compared) in more.fields.items():
+        tally = into.fields.setdefault(path, [0, 0])
+        tally[0] += agree
+        tally[1] += compared
+    if more.totals is not None:
+        old = into.totals or (0, 0)
+        into.totals = (old[0] + more.totals[0], old[1] + more.totals[1])
+    return into
+
+
+class State:
+    """`--resume`: each finished (plan, route) comparison in a JSON file, so a crawl
+    stopped half-way goes on where it stopped. Holds hashed or kept values exactly
+    as the report would print them; never a token."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.done: dict[str, dict[str, Any]] = {}
+        if path is not None and path.exists():
+            self.done = json.loads(path.read_text())
+
+    def get(self, plan: str, route: str) -> RouteComparison | None:
+        found = self.done.get(f"{plan} {route}")
+        if found is None:
+            return None
+        return RouteComparison(
+            found["route"], found["compared"], found["legacy_only"], found["bridge_only"],
+            [Difference(**d) for d in found["differences"]], found["fields"],
+            tuple(found["totals"]) if found["totals"] else None,
+            [Difference(**d) for d in found["notes"]])
+
+    def put(self, plan: str, result: RouteComparison) -> None:
+        if self.path is None:
+            return
+        self.done[f"{plan} {result.route}"] = {
+            **result.__dict__, "differences": [d.__dict__ for d in result.differences],
+            "notes": [d.__dict__ for d in result.notes]}
+        partial = self.path.with_suffix(".partial")
+        partial.write_text(json.dumps(self.done))
+        partial.replace(self.path)  # never a half-written state
+
+
+def crawl_compare(routes: list[Route], legacy: Side, bridge: Side, plans: list[str] | str,
                   per_page: int = 100, keep_pii: bool = False,
                   progress: Progress | None = None, timeout: float = 60.0,
+                  how: Crawl | None = None, state: State | None = None,
                   ) -> list[RouteComparison]:
-    results = []
-    with httpx.Client(timeout=timeout) as client:
-        for route in routes:
-            path = _plan_path(route, plan)
-            theirs, their_total = _pages(client, legacy, route, path, per_page, progress, 0)
-            done = max(1, -(-their_total // per_page))
-            ours, our_total = _pages(client, bridge, route, path, per_page, progress, done)
-            result = compare_records(route.name, theirs, ours, route.compare)
-            if their_total != our_total:
-                result.totals = (their_total, our_total)
-            results.append(result if keep_pii else redact(result, route.compare))
-    return results
+    """Every page of every plan from both sides, compared per route (plans merged)."""
+    how = how or Crawl(per_page=per_page, timeout=timeout)
+    return asyncio.run(_crawl(routes, legacy, bridge,
+                              [plans] if isinstance(plans, str) else plans, keep_pii,
+                              progress, how, state or State(None)))
+
+
+async def _crawl(routes: list[Route], legacy: Side, bridge: Side, plans: list[str],
+                 keep_pii: bool, progress: Progress | None, how: Crawl, state: State
+                 ) -> list[RouteComparison]:
+    merged: dict[str, RouteComparison] = {}
+    slots = {"legacy": asyncio.Semaphore(how.in_flight),
+             "bridge": asyncio.Semaphore(how.in_flight)}
+    async with httpx.AsyncClient(timeout=how.timeout) as client:
+        for plan in plans:
+            for route in routes:
+                result = state.get(plan, route.name)
+                if result is None:
+                    path = _plan_path(route, plan)
+                    theirs, their_total = await _pages(client, legacy, route, path, how,
+                                                       progress, 0, slots["legacy"])
+                    done = max(1, -(-their_total // how.per_page))
+                    ours, our_total = await _pages(client, bridge, route, path, how,
+                                                   progress, done, slots["bridge"])
+                    result = compare_records(route.name, theirs, ours, route.compare)
+                    if their_total != our_total:
+                        result.totals = (their_total, our_total)
+                    result = result if keep_pii else redact(result, route.compare)
+                    state.put(plan, result)
+                merged[route.name] = (merge(merged[route.name], result)
+                                      if route.name in merged else result)
+    return list(merged.values())
 
 
 def crawl_progress(table: ProgressTable, legacy: Side, bridge: Side, learners: list[str],
