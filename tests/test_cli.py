@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from legacy_bridge.cli import main
 from legacy_bridge.emulator.app import DEMO_COMPANY_TOKEN, DEMO_PLAN_TOKEN
 from legacy_bridge.emulator.dataset import DEMO_PLAN_ID
+from legacy_bridge.settings import PACKAGED_MAPPINGS
 from support import free_port
 
 
@@ -78,22 +79,57 @@ def test_demo_starts_the_upstream_and_the_proxy(tmp_path: Path) -> None:
     assert (tmp_path / "demo-tokens.toml").exists()
 
 
-def _from_empty_folder(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _from_empty_folder(tmp_path: Path, *args: str, env: dict[str, str] | None = None
+                       ) -> subprocess.CompletedProcess[str]:
     """The installed command, run where no mapping folder is, as a pip user would."""
-    env = {k: v for k, v in os.environ.items() if k != "BRIDGE_MAPPINGS_DIR"}
-    env.update({"BRIDGE_COMPARE_LEGACY_TOKEN": DEMO_COMPANY_TOKEN,
-                "BRIDGE_COMPARE_BRIDGE_TOKEN": DEMO_COMPANY_TOKEN})
+    settings = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
+    settings.update({"BRIDGE_COMPARE_LEGACY_TOKEN": DEMO_COMPANY_TOKEN,
+                     "BRIDGE_COMPARE_BRIDGE_TOKEN": DEMO_COMPANY_TOKEN, **(env or {})})
     empty = tmp_path / "elsewhere"
-    empty.mkdir()
-    return subprocess.run([sys.executable, "-m", "legacy_bridge", *args], cwd=empty, env=env,
-                          capture_output=True, text=True, timeout=120)
+    empty.mkdir(exist_ok=True)
+    return subprocess.run([sys.executable, "-m", "legacy_bridge", *args], cwd=empty,
+                          env=settings, capture_output=True, text=True, timeout=120)
 
 
 def test_check_works_from_any_folder_with_the_installed_tables(tmp_path: Path) -> None:
-    result = _from_empty_folder(tmp_path, "check")
+    result = _from_empty_folder(tmp_path, "check", "--mappings-dir", str(PACKAGED_MAPPINGS))
     assert result.returncode == 0, result.stderr
     assert "(installed with the package)" in result.stdout
     assert result.stdout.count("ok  ") == 7  # v2 routes, Data API, course progress, map
+
+
+def test_check_without_flags_is_a_dry_run_of_the_whole_configuration(
+        tmp_path: Path, tokens_file: Path, learners_file: Path,
+        make_emulator: Callable[..., Starlette], serve_http: Callable[[Starlette], str]
+        ) -> None:
+    upstream = serve_http(make_emulator())
+    result = _from_empty_folder(tmp_path, "check", env={
+        "BRIDGE_TOKENS_FILE": str(tokens_file), "BRIDGE_LEARNERS_FILE": str(learners_file),
+        "BRIDGE_UPSTREAM_API_KEY": "demo-company-key", "BRIDGE_UPSTREAM_URL": upstream,
+        "BRIDGE_STORE_URL": f"sqlite:///{tmp_path}/bridge.sqlite3"})
+    assert result.returncode == 0, result.stderr
+    parts = [line.split(":")[0] for line in result.stdout.splitlines()
+             if line.startswith("ok  ") and "/" not in line.split(":")[0]]
+    assert parts == ["ok  token table", "ok  learners file", "ok  store", "ok  cursor cache"]
+    assert "(as the platform requires)" in result.stdout  # the live upstream was used
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({}, "error: token table: ConfigError: BRIDGE_TOKENS_FILE is required"),
+    ({"BRIDGE_CURSOR_CACHE": "redis://127.0.0.1:9/0"}, "error: cursor cache: "),
+    ({"BRIDGE_STORE_URL": "postgresql://bridge:hunter2@127.0.0.1:9/bridge"}, "error: store: "),
+])
+def test_check_names_the_part_of_the_configuration_that_is_wrong(
+        tmp_path: Path, tokens_file: Path, env: dict[str, str], says: str) -> None:
+    base = {"BRIDGE_TOKENS_FILE": str(tokens_file), "BRIDGE_UPSTREAM_API_KEY": "k",
+            "BRIDGE_UPSTREAM_URL": "http://127.0.0.1:9",
+            "BRIDGE_STORE_URL": f"sqlite:///{tmp_path}/bridge.sqlite3"}
+    if not env:
+        del base["BRIDGE_TOKENS_FILE"]
+    result = _from_empty_folder(tmp_path, "check", env={**base, **env})
+    assert result.returncode == 1
+    assert says in result.stderr
+    assert "hunter2" not in result.stdout + result.stderr
 
 
 def test_compare_crawl_works_from_any_folder_with_the_installed_tables(

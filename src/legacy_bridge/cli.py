@@ -24,6 +24,7 @@ from legacy_bridge.app import create_app
 from legacy_bridge.auth import digest, load_learners
 from legacy_bridge.cli_compare import compare
 from legacy_bridge.cli_progress import progress
+from legacy_bridge.configcheck import check_configuration, upstream_reachable, without_credentials
 from legacy_bridge.coursecheck import check_course_map
 from legacy_bridge.coursemap import CourseMap, load_course_map
 from legacy_bridge.errors import (
@@ -140,15 +141,30 @@ def check(mappings_dir: Path | None, upstream_url: str | None, api_key: str,
           learners_file: Path | None, as_json: bool) -> None:
     """Load and check every mapping table against the GraphQL schemas.
 
-    With --upstream, against the live introspection, and the course map against
-    the platform's required topics. Exit 0: every table is right; 1: a problem,
-    named with its file, key and fix; 2: no verdict (the upstream did not answer,
-    a setting is missing).
+    With no flags, a dry run of the whole configuration first (settings, token
+    table, learners file, store, cursor cache), then the tables against the
+    upstream's live introspection when it answers. With --upstream-url, against
+    that upstream, and the course map against the platform's required topics.
+    Exit 0: all is right; 1: a problem, named with its file or part and the
+    fix; 2: no verdict (the upstream named did not answer, a setting is wrong).
     """
+    tables: list[tuple[str, str]] = []  # (part, what was checked)
+    problems: list[str] = []
+    if mappings_dir is None and upstream_url is None:  # the whole configuration
+        settings = load_settings()
+        for part in check_configuration(settings):
+            if part.ok:
+                tables.append((part.name, part.detail))
+            else:
+                problems.append(f"{part.name}: {part.detail}")
+        if upstream_reachable(settings.upstream_url):
+            upstream_url, api_key = settings.upstream_url, settings.api_key() or api_key
+            learners_file = learners_file or settings.learners_file
+        else:
+            tables.append(("upstream", f"{without_credentials(settings.upstream_url)} did not "
+                                       "answer: tables checked against the bundled schemas"))
     directory = mappings_dir or load_settings().mappings_dir
     live = LiveSchemas(upstream_url, api_key) if upstream_url else None
-    tables: list[tuple[str, str]] = []  # (file, what was checked)
-    problems: list[str] = []
     try:
         with live or contextlib.nullcontext(bundled_schema) as source:
             for route in load_mappings(directory, source):

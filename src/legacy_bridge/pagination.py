@@ -90,6 +90,7 @@ class Checkpoints(Protocol):
     async def store(self, query: str, offset: int, cursor: str) -> None: ...
     async def drop(self, query: str) -> None: ...
     async def aclose(self) -> None: ...
+    async def ping(self) -> bool: ...
 
 
 class _Query:
@@ -157,6 +158,9 @@ class MemoryCheckpoints:
 
     async def aclose(self) -> None:
         """Nothing to release: the shared form holds a connection pool."""
+
+    async def ping(self) -> bool:
+        return True  # in this process: always there
 
 
 def query_key(scope: str, endpoint: str, variables: Mapping[tuple[str, ...], Any]) -> str:

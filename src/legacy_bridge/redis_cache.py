@@ -80,3 +80,10 @@ class RedisCheckpoints:
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+    async def ping(self) -> bool:
+        """Does Redis answer? (`legacy-bridge check`; the request path never asks.)"""
+        try:
+            return bool(await self._redis.ping())
+        except RedisError:
+            return False
