@@ -179,7 +179,8 @@ async def test_usage_page_and_command_show_the_same_rows(
     await legacy(proxy, "users", "per_page=5")
     page = await proxy.get("/_bridge/usage", headers=ADMIN)
     assert page.headers["content-type"].startswith("text/html")
-    assert "<td>demo-plan</td><td>users</td><td>request</td>" in page.text
+    assert '<section class=client id="client-demo-plan">' in page.text
+    assert "<tr><td>users</td><td class=n>1</td><td>per_page <small>(1)</small>" in page.text
     assert "http" not in page.text.split("<body>")[1].replace('href="usage.json"', "")
     result = CliRunner().invoke(main, ["usage", "--store-url",
                                        f"sqlite:///{tmp_path}/store.sqlite3"])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -59,15 +60,17 @@ def test_report_command_shows_rates_fields_and_examples(
     assert any("latest stats.status" in line and "'static-access'" in line for line in lines)
 
 
-def test_compare_page_renders_the_mismatch_rows_in_chromium(
-        drifting_proxy: tuple[str, str], tmp_path: Path) -> None:
+ARTIFACTS = Path(__file__).resolve().parent.parent / ".artifacts"  # kept after the run
+
+
+@pytest.fixture
+def chromium(tmp_path: Path) -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed (.ci/run installs it)")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    base, _ = drifting_proxy
     os.environ["PLAYWRIGHT_BROWSERS_PATH"] = str(tmp_path / "browsers")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -75,16 +78,44 @@ def test_compare_page_renders_the_mismatch_rows_in_chromium(
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"])
         try:
-            page = browser.new_page(extra_http_headers={
+            yield browser.new_page(extra_http_headers={
                 "Authorization": f"Bearer {ADMIN_TOKEN}"})
-            page.goto(f"{base}/_bridge/compare")
-            mismatches = page.locator("#route-progress tr.mismatch")
-            examples = page.locator("#route-progress tr.example")
-            assert mismatches.count() == 1
-            assert mismatches.first.inner_text().startswith("stats.status")
-            assert "static-access" in examples.first.inner_text()
-            assert page.locator("#route-users tr.mismatch").count() == 0
-            assert "every field agrees" in page.locator("#route-users").inner_text()
-            page.screenshot(path=str(tmp_path / "compare.png"))
         finally:
             browser.close()
+
+
+def test_compare_page_renders_the_mismatch_rows_in_chromium(
+        drifting_proxy: tuple[str, str], chromium: Any) -> None:
+    base, _ = drifting_proxy
+    page = chromium
+    page.goto(f"{base}/_bridge/compare")
+    mismatches = page.locator("#route-progress tr.mismatch")
+    examples = page.locator("#route-progress tr.example")
+    assert mismatches.count() == 1
+    assert mismatches.first.inner_text().startswith("stats.status")
+    assert "static-access" in examples.first.inner_text()
+    assert page.locator("#route-users tr.mismatch").count() == 0
+    assert "every field agrees" in page.locator("#route-users").inner_text()
+    # the mode each route is in, and its agreement trend, drawn without a script
+    assert page.locator("#route-progress .mode").inner_text() == "shadow"
+    assert page.locator("#route-progress h2 svg.trend").count() == 1
+    assert page.locator("#route-progress tr.mismatch svg.trend").count() == 1
+    assert page.locator("script").count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
+
+
+def test_usage_page_groups_what_each_client_still_uses_in_chromium(
+        drifting_proxy: tuple[str, str], chromium: Any) -> None:
+    base, _ = drifting_proxy
+    page = chromium
+    page.goto(f"{base}/_bridge/usage")
+    client = page.locator("#client-demo-company")
+    assert client.count() == 1
+    text = client.inner_text()
+    assert "6 requests" in text and "last seen" in text
+    rows = client.locator("tr").all_inner_texts()
+    assert any(r.startswith("progress\t3\t") and "per_page" in r and "stats.status" in r
+               for r in rows)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "usage.png"), full_page=True)

@@ -47,28 +47,61 @@ def usage_table(rows: list[UsageRow]) -> str:
 
 
 def usage_page(rows: list[UsageRow]) -> str:
-    """A self-contained HTML page (no external assets: it renders offline)."""
-    body = "".join(
-        f"<tr><td>{html.escape(r.client)}</td><td>{html.escape(r.route)}</td>"
-        f"<td>{r.kind}</td><td>{html.escape(r.name) or '&mdash;'}</td>"
-        f"<td class=n>{r.count}</td><td>{r.last_seen}</td></tr>" for r in rows)
+    """Per client: what it still uses of the legacy API, and when it was last seen. A
+    self-contained HTML page (no external assets: it renders offline)."""
+    clients: dict[str, list[UsageRow]] = {}
+    for row in rows:
+        clients.setdefault(row.client, []).append(row)
+    sections = []
+    for client, used in sorted(clients.items(),
+                               key=lambda kv: max(r.last_seen for r in kv[1]), reverse=True):
+        last = max(r.last_seen for r in used)
+        requests = sum(r.count for r in used if r.kind == "request")
+        routes = "".join(
+            f"<tr><td>{html.escape(route)}</td><td class=n>"
+            f"{sum(r.count for r in mine if r.kind == 'request')}</td>"
+            f"<td>{_names(mine, 'param')}</td><td>{_names(mine, 'field')}</td>"
+            f"<td>{max(r.last_seen for r in mine)}</td></tr>"
+            for route, mine in _by_route(used))
+        sections.append(f"""
+<section class=client id="client-{html.escape(client)}">
+<h2>{html.escape(client)}</h2>
+<p>{requests} requests; last seen {last}</p>
+<table><tr><th>route</th><th class=n>requests</th><th>parameters still used</th>
+<th>fields still read</th><th>last seen (UTC)</th></tr>{routes}</table>
+</section>""")
+    body = "".join(sections) or "<p>No legacy calls counted yet.</p>"
     return f"""<!doctype html>
 <html lang=en><head><meta charset=utf-8><title>legacy-bridge usage</title>
-<style>body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border-bottom:1px solid #ddd;padding:.3em .8em;text-align:left}}.n{{text-align:right}}
-</style></head><body>
+<style>body{{font:14px system-ui,sans-serif;margin:2em;max-width:80em}}
+table{{border-collapse:collapse;margin-bottom:1em}}
+td,th{{border-bottom:1px solid #ddd;padding:.3em .8em;text-align:left;vertical-align:top}}
+.n{{text-align:right}}</style></head><body>
 <h1>Who still calls the legacy API</h1>
-<p>Per client (token label), route, parameter and legacy field returned.
-JSON: <a href="usage.json">usage.json</a>.</p>
-<table><thead><tr><th>client</th><th>route</th><th>kind</th><th>name</th>
-<th class=n>count</th><th>last seen (UTC)</th></tr></thead>
-<tbody>{body}</tbody></table></body></html>"""
+<p>Per client, what stands between it and the GraphQL API. JSON:
+<a href="usage.json">usage.json</a>.</p>{body}</body></html>"""
+
+
+def _by_route(rows: list[UsageRow]) -> list[tuple[str, list[UsageRow]]]:
+    routes: dict[str, list[UsageRow]] = {}
+    for row in rows:
+        routes.setdefault(row.route, []).append(row)
+    return sorted(routes.items())
+
+
+def _names(rows: list[UsageRow], kind: str) -> str:
+    """The parameters or fields used, most used first, with their counts."""
+    used = sorted((r for r in rows if r.kind == kind), key=lambda r: -r.count)
+    return ", ".join(f"{html.escape(r.name)} <small>({r.count})</small>" for r in used) \
+        or "&mdash;"
 
 
 def admin_routes(admin_token: str | None, routes: list[CompiledRoute], auth: Authenticator,
                  checkpoints: Checkpoints, usage: Usage, data_api: DataApiService | None,
                  upstream_url: str, max_walk: int,
-                 course_progress: list[CourseProgressRoute]) -> list[Route]:
+                 course_progress: list[CourseProgressRoute],
+                 modes: dict[str, str] | None = None) -> list[Route]:
+    """The admin pages; `modes`: each surface's migration mode, shown beside its rates."""
     async def explain_course_progress(request: Request, url: str) -> Response | None:
         """A course-progress URL: the call rebuilt as a request (with the POSTed body)."""
         path, _, query = url.partition("?")
@@ -137,7 +170,7 @@ def admin_routes(admin_token: str | None, routes: list[CompiledRoute], auth: Aut
         _guard(admin_token, request)
         summaries = await asyncio.to_thread(
             lambda: report.summarize(usage.store.iter_comparisons()))
-        return HTMLResponse(report.page(summaries))
+        return HTMLResponse(report.page(summaries, modes))
 
     return [Route("/_bridge/compare", compare_page, methods=["GET"]),
             Route("/_bridge/explain", explain_page, methods=["GET"]),

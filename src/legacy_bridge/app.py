@@ -271,7 +271,11 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     admin_token = settings.admin()
     routes += admin_routes(admin_token, bridge.routes, bridge.auth, bridge.checkpoints,
                            bridge.usage, sql, settings.upstream_url,
-                           settings.max_walk_requests, bridge.course_progress)
+                           settings.max_walk_requests, bridge.course_progress,
+                           {**{c.route.name: c.route.mode or settings.mode for c in bridge.routes},
+                            **({sql.name: sql.mode or settings.mode} if sql else {}),
+                            **{c.name: c.mode or settings.mode
+                               for c in bridge.course_progress}})
     logs.setup()
     route_headers = {c.route.path: [(k.lower().encode(), v.encode()) for k, v in c.route.headers]
                      for c in bridge.routes if c.route.headers}

@@ -24,6 +24,8 @@ class RouteSummary:
     differ: int = 0
     fields: dict[str, int] = field(default_factory=dict)  # path -> comparisons differing
     hours: dict[str, list[int]] = field(default_factory=dict)  # hour -> [differ, compared]
+    # path -> hour -> comparisons differing on it (the field's trend)
+    field_hours: dict[str, dict[str, int]] = field(default_factory=dict)
     examples: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> latest
 
     @property
@@ -48,6 +50,8 @@ def summarize(rows: Iterable[ComparisonRow]) -> list[RouteSummary]:
             if path not in seen:
                 seen.add(path)
                 summary.fields[path] = summary.fields.get(path, 0) + 1
+                trend = summary.field_hours.setdefault(path, {})
+                trend[row.at[:13] + ":00Z"] = trend.get(row.at[:13] + ":00Z", 0) + 1
             summary.examples[path] = {**difference, "request": row.request, "at": row.at}
     return sorted(routes.values(), key=lambda s: s.route)
 
@@ -74,12 +78,38 @@ def _e(value: Any) -> str:
     return html.escape(value if isinstance(value, str) else json.dumps(value))
 
 
-def page(summaries: list[RouteSummary]) -> str:
+def sparkline(rates: list[float], width: int = 120, height: int = 24) -> str:
+    """Agreement rates (0..1, oldest first) as an inline SVG line: no script, no assets."""
+    if not rates:
+        return ""
+    rates = rates * 2 if len(rates) == 1 else rates  # one hour: a level line
+    step = width / (len(rates) - 1)
+    points = " ".join(f"{i * step:.1f},{height - r * (height - 2) - 1:.1f}"
+                      for i, r in enumerate(rates))
+    last = rates[-1]
+    return (f'<svg class=trend width={width} height={height} role=img '
+            f'aria-label="agreement {100 * last:.1f}% now, {len(rates)} hours">'
+            f'<polyline fill=none stroke="{"#080" if last == 1 else "#a00"}" stroke-width=1.5 '
+            f'points="{points}"/></svg>')
+
+
+def _agreement(s: RouteSummary, differing: dict[str, int] | None = None) -> list[float]:
+    """Per hour, oldest first: the share of comparisons that agreed (on one field)."""
+    rates = []
+    for hour, (differ, compared) in sorted(s.hours.items()):
+        off = differ if differing is None else differing.get(hour, 0)
+        rates.append(1 - off / compared if compared else 1.0)
+    return rates
+
+
+def page(summaries: list[RouteSummary], modes: dict[str, str] | None = None) -> str:
+    """The comparison page: per route its mode, agreement and trend, then per field."""
     sections = []
     for s in summaries:
         fields = "".join(
             f"<tr class=mismatch><td>{_e(path)}</td><td class=n>{count}</td>"
-            f"<td class=n>{100 * count / s.compared:.3f}%</td></tr>"
+            f"<td class=n>{100 * (1 - count / s.compared):.3f}%</td>"
+            f"<td>{sparkline(_agreement(s, s.field_hours.get(path, {})))}</td></tr>"
             for path, count in sorted(s.fields.items(), key=lambda kv: -kv[1]))
         hours = "".join(
             f"<tr><td>{_e(hour)}</td><td class=n>{differ}</td><td class=n>{compared}</td>"
@@ -90,15 +120,19 @@ def page(summaries: list[RouteSummary]) -> str:
             f"<td><code>{_e(ex['legacy'])}</code></td><td><code>{_e(ex['bridge'])}</code></td>"
             f"<td><code>{_e(ex['request'])}</code></td><td>{_e(ex['at'])}</td></tr>"
             for path, ex in s.examples.items())
+        mode = (modes or {}).get(s.route)
         sections.append(f"""
 <section id="route-{_e(s.route)}">
-<h2>{_e(s.route)}: {s.differ} of {s.compared} comparisons differ ({100 * s.rate:.3f}%)</h2>
+<h2>{_e(s.route)}: {100 * (1 - s.rate):.2f}% agree {sparkline(_agreement(s))}</h2>
+<p class=summary>{s.differ} of {s.compared} comparisons differ
+{f'&middot; mode <b class=mode>{_e(mode)}</b>' if mode else ''}</p>
 <h3>By field</h3>
-<table><tr><th>field</th><th class=n>comparisons differing</th><th class=n>rate</th></tr>
-{fields or '<tr><td colspan=3>every field agrees</td></tr>'}</table>
+<table><tr><th>field</th><th class=n>comparisons differing</th><th class=n>agreement</th>
+<th>trend</th></tr>
+{fields or '<tr><td colspan=4>every field agrees</td></tr>'}</table>
 <h3>By hour (UTC)</h3>
-<table><tr><th>hour</th><th class=n>differ</th><th class=n>compared</th><th class=n>rate</th>
-</tr>{hours}</table>
+<table><tr><th>hour</th><th class=n>differ</th><th class=n>compared</th>
+<th class=n>differing</th></tr>{hours}</table>
 <h3>Latest example of each mismatch</h3>
 <table><tr><th>field</th><th>record</th><th>legacy</th><th>bridge</th><th>request</th>
 <th>at</th></tr>{examples or '<tr><td colspan=6>none</td></tr>'}</table>
@@ -110,5 +144,6 @@ def page(summaries: list[RouteSummary]) -> str:
 table{{border-collapse:collapse;margin-bottom:1em}}
 td,th{{border-bottom:1px solid #ddd;padding:.3em .8em;text-align:left;vertical-align:top}}
 .n{{text-align:right}}.mismatch td:first-child,.example td:first-child{{color:#a00}}
+svg.trend{{vertical-align:middle;margin-left:.5em}}
 code{{white-space:pre-wrap}}</style></head><body>
 <h1>Side-by-side comparison: legacy API vs legacy-bridge</h1>{body}</body></html>"""
