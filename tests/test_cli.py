@@ -72,6 +72,13 @@ def test_demo_starts_the_upstream_and_the_proxy(tmp_path: Path) -> None:
                          "0b6c1a52-5d8e-4f3a-9c1e-7a2b4c6d8e02",
                          headers={"Authorization": "Bearer demo-admin-token"})
         assert [r["completed"] for r in bens.json()] == [True]
+        # /users is shadowed against the lightly drifting old API from the start
+        while "users: " not in (page := httpx.get(
+                f"http://127.0.0.1:{proxy_port}/_bridge/compare",
+                headers={"Authorization": "Bearer demo-bridge-admin-token"}).text):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert "mode <b class=mode>shadow</b>" in page and "(record)" in page
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=20)

@@ -6,10 +6,12 @@ Loaded only when one of them is called (see cli._Commands).
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 import uvicorn
 from pydantic import SecretStr
 from starlette.applications import Starlette
@@ -32,7 +34,7 @@ from legacy_bridge.emulator.dataset import DEMO_PLAN_ID, DatasetSpec, empty_plan
 from legacy_bridge.emulator.learning_path import ANA, AUTH_TOKENS, BEN
 from legacy_bridge.emulator.legacy import DRIFTS
 from legacy_bridge.errors import ConfigError, MappingError, TokenFileError
-from legacy_bridge.settings import Settings
+from legacy_bridge.settings import PACKAGED_MAPPINGS, Settings
 
 DATA_DIR = Path(".data")
 # opens the /_bridge/ pages; not a legacy token (the course admin's is DEMO_ADMIN_TOKEN)
@@ -136,6 +138,10 @@ What a legacy call becomes in GraphQL, and who still calls what (admin token):
   curl -s -H "Authorization: Bearer {BRIDGE_ADMIN_TOKEN}" "{proxy}/_bridge/usage.json"
   open {proxy}/_bridge/usage in a browser with that header, or: legacy-bridge usage \
        --store-url sqlite:///.data/bridge.sqlite3
+Side by side: /users runs in shadow mode against the emulated old API, which drifts
+lightly (one record missing); the demo read three pages at start. Open (admin token):
+  curl -s -H "Authorization: Bearer {BRIDGE_ADMIN_TOKEN}" {proxy}/_bridge/compare
+  legacy-bridge compare report --store-url sqlite:///.data/bridge.sqlite3
 Ctrl-C stops both.
 """
 
@@ -155,18 +161,47 @@ def demo(seed: int, learners: int, plans: int, data_dir: Path, port: int,
                         tokens_file=_demo_tokens(data_dir), port=port,
                         admin_token=SecretStr(BRIDGE_ADMIN_TOKEN),
                         learners_file=_demo_learners(data_dir),
+                        mappings_dir=_demo_tables(data_dir), legacy_url=upstream,
                         store_url=f"sqlite:///{data_dir / 'bridge.sqlite3'}")
     logs.to_stdout("WARNING")
+    # the old API drifts lightly (/users misses one record), so /users shows a mismatch
+    emulator = create_emulator_app(EmulatorConfig(dataset, controls=True,
+                                                  drift=frozenset({"missing"})))
     servers = [
-        uvicorn.Server(uvicorn.Config(
-            create_emulator_app(EmulatorConfig(dataset, controls=True)),
-            host="127.0.0.1", port=upstream_port, log_level="warning")),
+        uvicorn.Server(uvicorn.Config(emulator, host="127.0.0.1", port=upstream_port,
+                                      log_level="warning")),
         uvicorn.Server(uvicorn.Config(_app(settings), host="127.0.0.1", port=port,
                                       log_level="warning")),
     ]
-    click.echo(_demo_banner(f"http://127.0.0.1:{port}", upstream, empty_plan_id(spec)))
+    proxy = f"http://127.0.0.1:{port}"
+    click.echo(_demo_banner(proxy, upstream, empty_plan_id(spec)))
 
     async def run() -> None:
-        await asyncio.gather(*(s.serve() for s in servers))
+        await asyncio.gather(*(s.serve() for s in servers), _first_comparisons(servers, proxy))
 
     asyncio.run(run())
+
+
+def _demo_tables(data_dir: Path) -> Path:
+    """The packaged tables, with /users in shadow mode: the comparison page has rows."""
+    folder = data_dir / "demo-mappings"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(PACKAGED_MAPPINGS, folder)
+    users = folder / "users.toml"
+    users.write_text(users.read_text().replace(
+        "[route]\n", "[route]\nmode = \"shadow\"   # the demo compares this route\n", 1))
+    return folder
+
+
+async def _first_comparisons(servers: list[uvicorn.Server], proxy: str) -> None:
+    """Three pages of /users once both servers listen, so /_bridge/compare shows rows
+    on the first visit."""
+    while not all(s.started for s in servers):
+        if any(s.should_exit for s in servers):
+            return
+        await asyncio.sleep(0.05)
+    async with httpx.AsyncClient(base_url=proxy, timeout=30) as client:
+        for page in (1, 2, 3):
+            await client.get(f"/api/v2/plans/{DEMO_PLAN_ID}/users",
+                             params={"page": page, "per_page": 20},
+                             headers={"Authorization": f"Bearer {DEMO_COMPANY_TOKEN}"})
