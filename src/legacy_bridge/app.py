@@ -40,7 +40,7 @@ from legacy_bridge.errors import (
 from legacy_bridge.mapping import load_mappings
 from legacy_bridge.metrics import Metrics
 from legacy_bridge.middleware import Catchall, RequestLog, RouteHeaders, SizeGate
-from legacy_bridge.pagination import Checkpoints, MemoryCheckpoints
+from legacy_bridge.pagination import Checkpoints, MemoryCheckpoints, open_checkpoints
 from legacy_bridge.pipeline import Pipeline
 from legacy_bridge.progress import Progress
 from legacy_bridge.progresstable import ProgressTable, load_progress_table
@@ -98,21 +98,6 @@ class Components:
         if self.relay is not None:
             await self.relay.aclose()
         await self.checkpoints.aclose()
-
-
-def open_checkpoints(cache: str, size: int, ttl: float,
-                     clock: Callable[[], float]) -> Checkpoints:
-    """The checkpoint cache BRIDGE_CURSOR_CACHE names: `memory`, or a Redis URL."""
-    if cache == "memory":
-        return MemoryCheckpoints(size, ttl, clock)
-    if not cache.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError("BRIDGE_CURSOR_CACHE must be `memory` or a redis:// URL")
-    try:  # the driver is the [redis] extra: only deployments sharing a cache need it
-        from legacy_bridge.redis_cache import RedisCheckpoints
-    except ModuleNotFoundError:
-        raise ConfigError("BRIDGE_CURSOR_CACHE is a Redis URL but the Redis driver is not "
-                          "installed: pip install 'legacy-bridge[redis]'") from None
-    return RedisCheckpoints(cache, ttl, size)
 
 
 def _components(settings: Settings, transport: httpx.AsyncBaseTransport | None,

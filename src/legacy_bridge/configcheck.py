@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from legacy_bridge.auth import authenticator_from, load_learners
+from legacy_bridge.pagination import open_checkpoints
 from legacy_bridge.settings import Settings
 from legacy_bridge.store import Store
 
@@ -63,8 +64,6 @@ def check_configuration(settings: Settings) -> list[Part]:
     def cursor_cache() -> Part:
         if settings.cursor_cache == "memory":
             return Part("cursor cache", True, "memory (per process)")
-        from legacy_bridge.app import open_checkpoints
-
         cache = open_checkpoints(settings.cursor_cache, 1, 1.0, lambda: 0.0)
 
         async def ping() -> None:

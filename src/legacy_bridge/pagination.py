@@ -22,7 +22,7 @@ import orjson
 from cachetools import TTLCache
 
 from legacy_bridge import logs
-from legacy_bridge.errors import PageTooDeep, UpstreamError, UpstreamQueryError
+from legacy_bridge.errors import ConfigError, PageTooDeep, UpstreamError, UpstreamQueryError
 from legacy_bridge.operations import Connection
 
 
@@ -246,3 +246,18 @@ async def _read(offset: int, size: int, position: int, after: str | None, max_fi
             skip -= len(answer.cursors)
         if len(nodes) >= size or not answer.has_next or len(answer.cursors) < first:
             return Page(nodes[:size], answer.total)
+
+
+def open_checkpoints(cache: str, size: int, ttl: float,
+                     clock: Callable[[], float]) -> Checkpoints:
+    """The checkpoint cache BRIDGE_CURSOR_CACHE names: `memory`, or a Redis URL."""
+    if cache == "memory":
+        return MemoryCheckpoints(size, ttl, clock)
+    if not cache.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("BRIDGE_CURSOR_CACHE must be `memory` or a redis:// URL")
+    try:  # the driver is the [redis] extra: only deployments sharing a cache need it
+        from legacy_bridge.redis_cache import RedisCheckpoints
+    except ModuleNotFoundError:
+        raise ConfigError("BRIDGE_CURSOR_CACHE is a Redis URL but the Redis driver is not "
+                          "installed: pip install 'legacy-bridge[redis]'") from None
+    return RedisCheckpoints(cache, ttl, size)
