@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -180,3 +181,32 @@ def test_serve_help_shows_each_settings_default() -> None:
     result = CliRunner().invoke(main, ["serve", "--help"], terminal_width=200)
     assert "[env BRIDGE_PORT; default: 8080]" in result.output
     assert "[env BRIDGE_LEGACY_URL; default: unset]" in result.output
+
+
+def test_the_compare_commands_run_from_an_empty_folder(
+        tmp_path: Path, make_emulator: Callable[..., Starlette],
+        make_proxy: Callable[..., Starlette], serve_http: Callable[[Starlette], str]) -> None:
+    upstream = serve_http(make_emulator())
+    bridge = serve_http(make_proxy(over_http=True, upstream_url=upstream))
+    recording = tmp_path / "calls.jsonl"
+    users = f"/api/v2/plans/{DEMO_PLAN_ID}/users"
+    answer = httpx.get(f"{upstream}{users}?per_page=3",
+                       headers={"Authorization": f"Bearer {DEMO_COMPANY_TOKEN}"})
+    recording.write_text(json.dumps({"method": "GET", "path": users, "query": "per_page=3",
+                                     "status": 200, "body": answer.text}))
+    statements = tmp_path / "one.sql"
+    statements.write_text("SELECT COUNT(*) FROM roster_v1;")
+    runs = {
+        "replay": _from_empty_folder(tmp_path, "compare", "replay", str(recording),
+                                     "--bridge-url", bridge),
+        "sql": _from_empty_folder(tmp_path, "compare", "sql", str(statements),
+                                  "--legacy-url", upstream, "--bridge-url", bridge),
+        "report": _from_empty_folder(tmp_path, "compare", "report", "--json"),
+        "export": _from_empty_folder(tmp_path, "compare", "export", "--json", "--out",
+                                     str(tmp_path / "golden")),
+    }
+    assert {name: run.returncode for name, run in runs.items()} == {
+        "replay": 0, "sql": 0, "report": 0, "export": 0}, {n: r.stderr for n, r in runs.items()}
+    assert json.loads(runs["export"].stdout) == {"written": []}
+    gate = _from_empty_folder(tmp_path, "compare", "gate")
+    assert gate.returncode == 1 and "no comparisons in the window" in gate.stdout

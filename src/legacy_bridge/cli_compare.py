@@ -337,24 +337,34 @@ def compare_gate(store_url: str | None, window: float, threshold: float,
               show_default=True, help="Folder of golden cases")
 @click.option("--route", default=None, help="Only this route")
 @click.option("--limit", default=20, show_default=True, help="Cases written at most")
-def compare_export(store_url: str | None, out: Path, route: str | None, limit: int) -> None:
+@click.option("--json", "as_json", is_flag=True, help="{written: [paths]}")
+def compare_export(store_url: str | None, out: Path, route: str | None, limit: int,
+                   as_json: bool) -> None:
     """Write stored mismatches as golden test cases, so a fixed mismatch stays fixed.
 
     Each case replays the translation's recorded upstream exchanges and expects
     the legacy answer; it fails until the mapping (or code) is fixed. No token is
     written; personal values are hashed unless BRIDGE_COMPARE_PII=keep.
     """
-    store = Store(store_url or load_settings().store_url)
-    rows = store.golden_cases(route, limit)
-    store.close()
+    url = store_url or load_settings().store_url
+    try:
+        store = Store(url)
+        rows = store.golden_cases(route, limit)
+        store.close()
+    except Exception as exc:  # the store's drivers raise their own kinds
+        _could_not_run(exc)
     out.mkdir(parents=True, exist_ok=True)
+    written = []
     for row in rows:
         stamp = row.at.replace(":", "").replace("-", "").replace(".", "")
         path = out / f"shadow-{row.route}-{stamp}.json"
         path.write_text(json.dumps(json.loads(row.golden or "{}"), indent=2) + "\n")
-        click.echo(f"wrote {path}")
-    if not rows:
-        click.echo("no stored mismatches to export")
+        written.append(str(path))
+    if as_json:
+        click.echo(orjson.dumps({"written": written}).decode())
+    else:
+        click.echo("\n".join(f"wrote {path}" for path in written)
+                   or "no stored mismatches to export")
 
 
 @compare.command("report")
