@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from legacy_bridge.emulator.app import (
     DEMO_LEARNER_TOKEN,
 )
 from legacy_bridge.emulator.learning_path import ANA, BEN, SERVICE_USER
+from support import MAPPINGS
 
 AS_ANA = {"Authorization": f"Bearer {DEMO_LEARNER_TOKEN}"}
 AS_BEN = {"Authorization": f"Bearer {DEMO_LEARNER2_TOKEN}"}
@@ -603,3 +605,29 @@ async def test_metrics_and_usage_count_the_course_progress_routes_by_template(
         ("ana", "course-progress", "request", ""), ("ana", "course-progress", "param",
                                                     "courseId"),
         ("course-admin", "course-progress-admin", "request", "")}
+
+
+async def test_opt_in_partial_progress_is_forwarded_only_when_it_rises(
+        make_proxy: Callable[..., Starlette], upstream: Upstream, tmp_path: Path) -> None:
+    tables = tmp_path / "tables"
+    shutil.copytree(MAPPINGS, tables)
+    table = tables / "course-progress.toml"
+    table.write_text(table.read_text().replace("forward_partial = false",
+                                               "forward_partial = true"))
+    course_map = tables / "course-map.toml"
+    course_map.write_text(course_map.read_text().replace(
+        'topics = ["page_video_004"]', 'topics = ["page_video_004"]\nduration_seconds = 300'))
+    app = make_proxy(over_http=True, upstream_url=upstream.url, mappings_dir=tables)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://proxy") as proxy:
+        for seconds in (150, 100, 290, 400, 400):  # 50%, 33%, 96%, 99% (capped), 99%
+            answer = await proxy.post("/api/progress", headers=AS_ANA, json={
+                "course_id": 42, "lesson_id": 103, "video_progress": seconds})
+            assert answer.status_code == 200
+        # a two-topic lesson: nothing to say which topic the seconds belong to
+        await proxy.post("/api/progress", headers=AS_ANA,
+                         json={"course_id": 42, "lesson_id": 101, "video_progress": 300})
+        records = (await proxy.get("/api/progress?courseId=42", headers=AS_ANA)).json()
+    sent = [r["variables"] for r in upstream.requests() if r["operationName"] == COMPLETE]
+    assert sent == [{"topicId": "page_video_004", "progress": p} for p in (50, 96, 99)]
+    assert [r["completed"] for r in records] == [False, False]  # 99 never completes

@@ -21,7 +21,7 @@ import orjson
 
 from legacy_bridge import logs
 from legacy_bridge.coursemap import Course, CourseMap, Lesson
-from legacy_bridge.errors import CourseIdRequired, StoreFailed, UpstreamError
+from legacy_bridge.errors import BridgeError, CourseIdRequired, StoreFailed, UpstreamError
 from legacy_bridge.progresstable import ProgressTable
 from legacy_bridge.query import Document
 from legacy_bridge.store import LessonRow, Store
@@ -140,6 +140,7 @@ class Progress:
                                       lesson.lesson_id, self._positions(write),
                                       self._stamp(self.now()))
             if saved is not None:
+                await self._forward_partial(learner, lesson, write, saved)
                 return Written(self._record(learner, lesson, saved),
                                not_reverted=write.completed is False and saved.completed)
         key = (learner.user_id, lesson.lesson_id)
@@ -161,9 +162,33 @@ class Progress:
                     row = self._completed(None, learner, lesson, now, via_proxy=False)
             row = await self._apply(self._positioned(row, learner, lesson, write, now),
                                     frozenset(write.positions))
+        await self._forward_partial(learner, lesson, write, row)
         # also a completion made elsewhere, first seen by this write's read
         return Written(self._record(learner, lesson, row),
                        not_reverted=write.completed is False and row.completed)
+
+    async def _forward_partial(self, learner: Learner, lesson: Lesson, write: Write,
+                               row: LessonRow) -> None:
+        """G1 (c), opt-in (`forward_partial`): the playback share of a one-topic lesson
+        with a known duration, sent as the topic's progress when it rises, at most 99.
+        Best effort: the save stands whatever the upstream answers."""
+        t = self.table
+        seconds = write.positions.get("video_progress")
+        if not (t.forward_partial and seconds is not None and lesson.duration_seconds
+                and len(lesson.topics) == 1 and not row.completed):
+            return
+        share = min(99, int(100 * seconds // lesson.duration_seconds))
+        topic = lesson.topics[0]
+        if share <= 0 or share <= await self._store(self.store.forwarded, learner.user_id,
+                                                    topic):
+            return
+        try:
+            await self._mutate(learner, t.complete, {t.complete_topic_variable: topic,
+                                                     t.complete_progress_variable: share})
+        except BridgeError as exc:
+            log.warning("partial progress not forwarded", code=exc.code)
+            return
+        await self._store(self.store.set_forwarded, learner.user_id, topic, share)
 
     async def complete(self, learner: Learner, course: Course, lessons: list[Lesson]) -> int:
         """Complete each topic of `lessons` the upstream lacks, in map order, after one

@@ -79,6 +79,9 @@ class RawCourseProgress(_Strict):
     complete_topic_variable: str
     complete_progress_variable: str
     complete_progress: int = 100
+    # G1 (c), opt-in: a position save on a one-topic lesson with a duration also sends
+    # floor(100 * video_progress / duration), only when it rises, at most 99
+    forward_partial: bool = False
     status_mutation: str
     status_course_variable: str
     status_variable: str
@@ -132,6 +135,7 @@ class ProgressTable:
     complete_topic_variable: str
     complete_progress_variable: str
     complete_progress: int
+    forward_partial: bool
     set_status: Document
     status_course_variable: str
     status_variable: str
@@ -205,7 +209,8 @@ class _Checker(SchemaChecks):
              **raw.body.defaults},
             raw.warnings["not_reverted"], done, raw.done_course_variable, raw.done_page_id,
             raw.done_query, complete, raw.complete_topic_variable,
-            raw.complete_progress_variable, raw.complete_progress, status,
+            raw.complete_progress_variable, raw.complete_progress, raw.forward_partial,
+            status,
             raw.status_course_variable, raw.status_variable, raw.status_completed,
             criteria, raw.criteria_course_variable, raw.criteria_type, raw.compare)
 

@@ -45,6 +45,10 @@ CREATE TABLE IF NOT EXISTS lesson_progress (
 CREATE TABLE IF NOT EXISTS progress_imports (
   file_sha256 TEXT PRIMARY KEY, line BIGINT NOT NULL, updated_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS forwarded_progress (
+  user_id TEXT NOT NULL, topic_id TEXT NOT NULL, progress INTEGER NOT NULL,
+  PRIMARY KEY (user_id, topic_id)
+);
 """
 
 
@@ -112,6 +116,9 @@ POSTGRES_SCHEMA = [
   PRIMARY KEY (user_id, lesson_id))""",
     """CREATE TABLE IF NOT EXISTS progress_imports (
   file_sha256 TEXT PRIMARY KEY, line BIGINT NOT NULL, updated_at TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS forwarded_progress (
+  user_id TEXT NOT NULL, topic_id TEXT NOT NULL, progress INTEGER NOT NULL,
+  PRIMARY KEY (user_id, topic_id))""",
 ]
 
 # Columns added after a table's first version, so a store written by an older
@@ -367,6 +374,19 @@ class Store:
                 self._db.rollback()
                 raise
         return added, corrected
+
+    def forwarded(self, user_id: str, topic_id: str) -> int:
+        """The partial progress last sent upstream for a learner's topic (0: none)."""
+        rows = self._read("SELECT progress FROM forwarded_progress WHERE user_id = ? AND "
+                          "topic_id = ?", [user_id, topic_id])
+        return int(rows[0][0]) if rows else 0
+
+    def set_forwarded(self, user_id: str, topic_id: str, progress: int) -> None:
+        """Record a partial progress sent upstream; it only ever rises."""
+        self._write([("INSERT INTO forwarded_progress VALUES (?, ?, ?) "
+                      "ON CONFLICT (user_id, topic_id) DO UPDATE SET "
+                      "progress = max(forwarded_progress.progress, excluded.progress)",
+                      (user_id, topic_id, progress))])
 
     def set_import_checkpoint(self, file_sha256: str, line: int) -> None:
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
