@@ -30,7 +30,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     BRIDGE_HOST=0.0.0.0 \
     BRIDGE_PORT=8080 \
     BRIDGE_STORE_URL=sqlite:////app/data/bridge.sqlite3
-RUN legacy-bridge check
+RUN legacy-bridge check --tables
 USER 10001
 EXPOSE 8080
 # Standard library only: runs every 10 s without importing the CLI or the app.

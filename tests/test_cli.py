@@ -210,3 +210,12 @@ def test_the_compare_commands_run_from_an_empty_folder(
     assert json.loads(runs["export"].stdout) == {"written": []}
     gate = _from_empty_folder(tmp_path, "compare", "gate")
     assert gate.returncode == 1 and "no comparisons in the window" in gate.stdout
+
+
+def test_check_tables_skips_the_configuration_as_the_image_build_does(
+        tmp_path: Path) -> None:
+    result = _from_empty_folder(tmp_path, "check", "--tables")  # no token table set
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("ok  ") == 7
+    assert "RUN legacy-bridge check --tables" in (
+        Path(__file__).resolve().parent.parent / "Dockerfile").read_text()

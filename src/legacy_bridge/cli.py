@@ -137,8 +137,10 @@ def _start(settings: Settings) -> Starlette:
               "checked as the first learner listed [env BRIDGE_LEARNERS_FILE]")
 @click.option("--json", "as_json", is_flag=True, help="{ok, folder, tables: [{file, "
               "checked}], problems: [...]}")
+@click.option("--tables", "tables_only", is_flag=True, help="The mapping tables only, "
+              "not the configuration (an image build checks its tables this way)")
 def check(mappings_dir: Path | None, upstream_url: str | None, api_key: str,
-          learners_file: Path | None, as_json: bool) -> None:
+          learners_file: Path | None, as_json: bool, tables_only: bool) -> None:
     """Load and check every mapping table against the GraphQL schemas.
 
     With no flags, a dry run of the whole configuration first (settings, token
@@ -150,7 +152,7 @@ def check(mappings_dir: Path | None, upstream_url: str | None, api_key: str,
     """
     tables: list[tuple[str, str]] = []  # (part, what was checked)
     problems: list[str] = []
-    if mappings_dir is None and upstream_url is None:  # the whole configuration
+    if mappings_dir is None and upstream_url is None and not tables_only:  # everything
         settings = load_settings()
         for part in check_configuration(settings):
             if part.ok:
