@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -11,6 +14,7 @@ import respx
 
 from legacy_bridge.errors import (
     BridgeError,
+    ConfigError,
     RateLimited,
     UpstreamError,
     UpstreamQueryError,
@@ -95,3 +99,66 @@ async def test_identical_requests_in_flight_share_one_upstream_call() -> None:
     assert answers == [{"x": 1}] * 5
     assert route.call_count == 2  # one per credential
     assert client.coalesced == 3
+
+
+class EgressProxy:
+    """A forward proxy stand-in: records what reaches it, answers one GraphQL result."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []  # (Host header, path)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        host = dict(scope["headers"]).get(b"host", b"").decode()
+        self.seen.append((host, scope["path"]))
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b'{"data": {"ok": true}}'})
+
+
+async def test_the_upstream_is_reached_through_the_egress_proxy_the_environment_names(
+        serve_http: Callable[[Any], str], monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = EgressProxy()
+    monkeypatch.setenv("HTTP_PROXY", serve_http(proxy))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    upstream = Upstream("http://upstream.example", Policy(retries=0))
+    try:
+        data = await upstream.query("/graphql", DOC, {}, "key")
+    finally:
+        await upstream.aclose()
+    assert data == {"ok": True}
+    assert proxy.seen == [("upstream.example", "/graphql")]
+
+
+async def test_no_proxy_exempts_the_upstream_host(
+        serve_http: Callable[[Any], str], monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = EgressProxy()
+    monkeypatch.setenv("HTTP_PROXY", serve_http(proxy))
+    monkeypatch.setenv("NO_PROXY", "upstream.example")
+    upstream = Upstream("http://upstream.example", Policy(retries=0))
+    try:
+        with pytest.raises(UpstreamError):  # sent directly: the name does not resolve
+            await upstream.query("/graphql", DOC, {}, "key")
+    finally:
+        await upstream.aclose()
+    assert proxy.seen == []
+
+
+async def test_a_loopback_upstream_is_never_proxied(
+        serve_http: Callable[[Any], str], monkeypatch: pytest.MonkeyPatch) -> None:
+    direct = EgressProxy()  # here it stands for the upstream itself
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    upstream = Upstream(serve_http(direct), Policy(retries=0))
+    try:
+        assert await upstream.query("/graphql", DOC, {}, "key") == {"ok": True}
+    finally:
+        await upstream.aclose()
+
+
+def test_an_unreadable_ca_file_stops_the_start_naming_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="BRIDGE_UPSTREAM_CA_FILE"):
+        Upstream("https://upstream.example", Policy(), ca_file=tmp_path / "missing.pem")

@@ -137,7 +137,7 @@ def _components(settings: Settings, transport: httpx.AsyncBaseTransport | None,
         concurrency=settings.upstream_concurrency,
         queue_timeout=settings.upstream_queue_timeout,
         max_response_bytes=settings.upstream_max_response_bytes), transport, observe, clock,
-        passthrough=auth.mode == "passthrough")
+        passthrough=auth.mode == "passthrough", ca_file=settings.upstream_ca_file)
     modes = {c.route.mode or settings.mode for c in routes}
     if data_api is not None:
         modes.add(data_api.mode or settings.mode)

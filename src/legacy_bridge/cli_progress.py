@@ -59,7 +59,7 @@ async def _run(path: Path, restart: bool, no_forward: bool) -> Summary:
     store = Store(settings.store_url)
     upstream = Upstream(settings.upstream_url, Policy(
         timeout=settings.upstream_timeout, retries=settings.upstream_retries,
-        backoff=settings.upstream_backoff))
+        backoff=settings.upstream_backoff), ca_file=settings.upstream_ca_file)
     engine = None
     if not no_forward:
         auth = authenticator_from(settings)

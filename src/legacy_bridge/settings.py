@@ -61,6 +61,9 @@ class Settings(BaseSettings):
                                           "a free upstream slot before 503")
     upstream_max_response_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest "
                                              "upstream answer accepted (else 502)")
+    upstream_ca_file: Path | None = Field(None, description="PEM bundle of the authorities "
+                                          "the upstream's TLS certificate is checked against "
+                                          "(default: the system's)")
     cursor_cache: str = Field("memory", description="`memory` (per process) or a "
                               "`redis://host:port/db` URL shared by every replica")
     cursor_cache_size: int = Field(100_000, ge=0, description="Cursor checkpoints kept")

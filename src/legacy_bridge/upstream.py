@@ -15,11 +15,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import ssl
 import time
+import urllib.request
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -29,6 +33,7 @@ from legacy_bridge import logs
 from legacy_bridge.breaker import Breaker
 from legacy_bridge.errors import (
     BridgeError,
+    ConfigError,
     LeaderCancelled,
     RateLimited,
     SchemaUnavailable,
@@ -75,12 +80,36 @@ class Policy:
     max_response_bytes: int = 16 * 1024 * 1024
 
 
+def outbound_transport(base_url: str, connections: int,
+                       ca_file: Path | None = None) -> httpx.AsyncHTTPTransport:
+    """The connection pool to the upstream: through the egress proxy the environment
+    names for its scheme (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`), unless `NO_PROXY`
+    covers its host or it is on loopback, and trusting `ca_file`
+    (BRIDGE_UPSTREAM_CA_FILE) when given."""
+    parts = urlsplit(base_url)
+    proxies = urllib.request.getproxies()
+    proxy = None
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")  # a sidecar's upstream
+    if parts.hostname and not loopback and not urllib.request.proxy_bypass(parts.hostname):
+        proxy = proxies.get(parts.scheme) or proxies.get("all")
+    verify: ssl.SSLContext | bool = True
+    if ca_file is not None:
+        try:
+            verify = ssl.create_default_context(cafile=str(ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"BRIDGE_UPSTREAM_CA_FILE {ca_file}: {exc}") from None
+    return httpx.AsyncHTTPTransport(
+        limits=httpx.Limits(max_connections=connections,
+                            max_keepalive_connections=connections),
+        proxy=proxy, verify=verify)
+
+
 class Upstream:
     def __init__(self, base_url: str, policy: Policy,
                  transport: httpx.AsyncBaseTransport | None = None,
                  observe: Observer | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 passthrough: bool = False) -> None:
+                 passthrough: bool = False, ca_file: Path | None = None) -> None:
         self.policy = policy
         # A refused key is the proxy's own (the operator's problem: 502, logged as an
         # error), or in passthrough mode the client's own: 401, as the old API said.
@@ -93,9 +122,8 @@ class Upstream:
         # header merging, cookie extraction through http.cookiejar, auth and
         # redirect hooks) was a third of the proxy's upstream CPU, and the proxy
         # needs none of it.
-        self._transport = transport or httpx.AsyncHTTPTransport(limits=httpx.Limits(
-            max_connections=policy.concurrency,
-            max_keepalive_connections=policy.concurrency))
+        self._transport = transport or outbound_transport(base_url, policy.concurrency,
+                                                          ca_file)
         self._timeouts = httpx.Timeout(policy.timeout,
                                        connect=policy.connect_timeout).as_dict()
         self._inflight: dict[Flight, asyncio.Future[dict[str, Any]]] = {}
