@@ -44,6 +44,7 @@ from legacy_bridge.pagination import Checkpoints, MemoryCheckpoints, open_checkp
 from legacy_bridge.pipeline import Pipeline
 from legacy_bridge.progress import Progress
 from legacy_bridge.progresstable import ProgressTable, load_progress_table
+from legacy_bridge.ratelimits import ClientLimits, rule
 from legacy_bridge.relay import LegacyRelay
 from legacy_bridge.responses import json_response
 from legacy_bridge.rest import Limits, RestRoute
@@ -71,6 +72,7 @@ class Components:
     relay: LegacyRelay | None
     data_api: DataApiService | None
     course_progress: list[CourseProgressRoute]
+    limits: ClientLimits  # the token table's per-client limits
     endpoints: list[str]
     clock: Callable[[], float]  # every TTL, reset and cache age in the proxy
     _ready: tuple[float, bool, dict[str, str]] | None = field(default=None, init=False)
@@ -98,6 +100,7 @@ class Components:
         if self.relay is not None:
             await self.relay.aclose()
         await self.checkpoints.aclose()
+        await self.limits.aclose()
 
 
 def _components(settings: Settings, transport: httpx.AsyncBaseTransport | None,
@@ -156,8 +159,10 @@ def _components(settings: Settings, transport: httpx.AsyncBaseTransport | None,
     service = (DataApiService(data_api, upstream, auth, settings, usage, clock)
                if data_api is not None else None)
     course_routes = _course_progress(settings, progress_table, upstream, auth, store, usage)
+    limits = ClientLimits({e.label: r for e in auth.entries if (r := rule(e.rate, e.concurrent))},
+                          settings.rate_limit_storage, metrics)
     return Components(settings, routes, auth, checkpoints, metrics, upstream, usage, shadow,
-                      relay, service, course_routes, sorted(api_of), clock)
+                      relay, service, course_routes, limits, sorted(api_of), clock)
 
 
 def _course_progress(settings: Settings, table: ProgressTable | None, upstream: Upstream,
@@ -207,7 +212,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     """
     bridge = _components(settings, transport, legacy_transport, clock)
     pipeline = Pipeline(settings.mode, settings.shadow_primary, bridge.relay, bridge.shadow,
-                        bridge.usage, bridge.auth, bridge.metrics)
+                        bridge.usage, bridge.auth, bridge.metrics, bridge.limits)
     limits = Limits(settings.total_deadline, settings.max_walk_requests,
                     settings.compare_pii == "keep")
     sql = bridge.data_api

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from limits import parse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from legacy_bridge.errors import ConfigError, Forbidden, TokenFileError, Unauthorized
@@ -42,11 +43,19 @@ class TokenEntry(BaseModel):
     plans: tuple[str, ...] = ()
     user_id: str | None = Field(None, pattern=UUID_PATTERN)
     role: Literal["learner", "admin"] = "learner"
+    rate: str | None = None  # e.g. "20/second": requests this client may send (ratelimits.py)
+    concurrent: int | None = Field(None, ge=1)  # requests of this client in flight at once
 
     @model_validator(mode="after")
     def _grants_something(self) -> TokenEntry:
         if not self.plans and self.user_id is None:
             raise ValueError("needs plans (v2 routes) or user_id (course progress)")
+        if self.rate is not None:
+            try:
+                parse(self.rate)
+            except ValueError:
+                raise ValueError(f"rate {self.rate!r} is not like \"20/second\" or "
+                                 "\"1000/hour\"") from None
         return self
 
 

@@ -61,6 +61,9 @@ class Metrics:
         self.shadow_dropped = Counter("bridge_shadow_dropped", "Shadow comparisons dropped "
                                       "because the queue was full", ["route"],
                                       registry=self.registry)
+        self.rate_limited = Counter("bridge_client_rate_limited", "Requests refused 429 by "
+                                    "a client's own limit (labels come from the token table)",
+                                    ["client", "limit"], registry=self.registry)
         self.fallbacks = Counter("bridge_fallbacks", "Answers taken from the legacy API "
                                  "after the translation failed upstream", ["route"],
                                  registry=self.registry)

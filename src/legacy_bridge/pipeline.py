@@ -27,6 +27,7 @@ from legacy_bridge.errors import (
 )
 from legacy_bridge.metrics import Metrics
 from legacy_bridge.modes import Mode, Primary
+from legacy_bridge.ratelimits import ClientLimits
 from legacy_bridge.relay import LegacyRelay
 from legacy_bridge.responses import json_response
 from legacy_bridge.shadow import Reply, Shadow, ShadowJob, Tape
@@ -76,10 +77,11 @@ class Surface(Protocol):
 
 class Pipeline:
     def __init__(self, mode: Mode, primary: Primary, relay: LegacyRelay | None,
-                 shadow: Shadow, usage: Usage, auth: Authenticator, metrics: Metrics) -> None:
+                 shadow: Shadow, usage: Usage, auth: Authenticator, metrics: Metrics,
+                 limits: ClientLimits | None = None) -> None:
         self.mode, self.primary = mode, primary
         self.relay, self.shadow, self.usage = relay, shadow, usage
-        self.auth, self.metrics = auth, metrics
+        self.auth, self.metrics, self.limits = auth, metrics, limits
 
     def endpoint(self, surface: Surface) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
@@ -88,6 +90,13 @@ class Pipeline:
         return handle
 
     async def handle(self, surface: Surface, request: Request) -> Response:
+        if self.limits is None or not self.limits.active:
+            return await self._handle(surface, request)
+        # a client's own limits (429) before any work; its label, never its token
+        async with self.limits.hold(self.auth.label(request.headers.get("authorization"))):
+            return await self._handle(surface, request)
+
+    async def _handle(self, surface: Surface, request: Request) -> Response:
         mode = surface.mode or self.mode
         if mode in ("graphql", "graphql-fallback") or (
                 mode == "shadow" and self.primary == "graphql"):

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
                                           "(default: the system's)")
     cursor_cache: str = Field("memory", description="`memory` (per process) or a "
                               "`redis://host:port/db` URL shared by every replica")
+    rate_limit_storage: str = Field("memory", description="Where the token table's per-client "
+                                    "rates are counted: `memory` (per process) or a "
+                                    "`redis://host:port/db` URL shared by every replica")
     cursor_cache_size: int = Field(100_000, ge=0, description="Cursor checkpoints kept")
     cursor_cache_ttl: float = Field(600.0, gt=0, description="Seconds a checkpoint is kept")
     ready_cache_seconds: float = Field(2.0, ge=0, description="How long /readyz reuses its "
