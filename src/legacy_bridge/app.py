@@ -53,6 +53,7 @@ from legacy_bridge.settings import Settings
 from legacy_bridge.shadow import Shadow
 from legacy_bridge.sqlmap import load_data_api
 from legacy_bridge.store import Store
+from legacy_bridge.tokenreload import TokenReloader
 from legacy_bridge.upstream import Policy, Upstream
 from legacy_bridge.usage import Usage
 
@@ -239,6 +240,10 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
         flusher = asyncio.create_task(bridge.usage.run(settings.usage_flush_seconds))
         workers = [asyncio.create_task(bridge.shadow.run())
                    for _ in range(settings.shadow_workers)]
+        if settings.tokens_file is not None and bridge.auth.mode == "tokens":
+            reloader = TokenReloader(settings.tokens_file, bridge.auth, bridge.limits)
+            app.state.token_reloader = reloader
+            workers.append(asyncio.create_task(reloader.watch(settings.tokens_reload_seconds)))
         yield
         await bridge.shadow.drain(settings.shutdown_timeout / 2)
         for worker in workers:

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     tokens_file: Path | None = Field(None, description="TOML table of legacy token digests "
                                      "and the plans each may read (or, for course progress, "
                                      "the user_id and role each acts as)")
+    tokens_reload_seconds: float = Field(5.0, ge=0, description="How often the token table "
+                                         "file is checked for changes and reloaded (0: only "
+                                         "on SIGHUP)")
     auth_mode: Literal["tokens", "passthrough"] = Field(
         "tokens", description="`tokens`: check legacy tokens against the token table; "
                               "`passthrough`: forward the bearer value upstream as the key")
