@@ -10,6 +10,7 @@ import asyncio
 import hmac
 import html
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -21,9 +22,11 @@ from legacy_bridge.courseprogress import CourseProgressRoute
 from legacy_bridge.dataapi import DataApiService
 from legacy_bridge.errors import InvalidParameter, NotFound, Unauthorized
 from legacy_bridge.explain import explain, explain_sql
+from legacy_bridge.modes import MODES
 from legacy_bridge.pagination import Checkpoints, query_key
 from legacy_bridge.responses import json_response
 from legacy_bridge.routes import CompiledRoute, resolve
+from legacy_bridge.runtime import ModeBoard
 from legacy_bridge.sqlplan import plan
 from legacy_bridge.store import UsageRow
 from legacy_bridge.usage import Usage
@@ -100,8 +103,10 @@ def admin_routes(admin_token: str | None, routes: list[CompiledRoute], auth: Aut
                  checkpoints: Checkpoints, usage: Usage, data_api: DataApiService | None,
                  upstream_url: str, max_walk: int,
                  course_progress: list[CourseProgressRoute],
-                 modes: dict[str, str] | None = None) -> list[Route]:
-    """The admin pages; `modes`: each surface's migration mode, shown beside its rates."""
+                 modes: dict[str, str] | None = None,
+                 board: ModeBoard | None = None) -> list[Route]:
+    """The admin pages; `modes`: each surface's table mode, shown beside its rates;
+    `board`: the modes set while serving (`/_bridge/modes`)."""
     async def explain_course_progress(request: Request, url: str) -> Response | None:
         """A course-progress URL: the call rebuilt as a request (with the POSTed body)."""
         path, _, query = url.partition("?")
@@ -170,9 +175,40 @@ def admin_routes(admin_token: str | None, routes: list[CompiledRoute], auth: Aut
         _guard(admin_token, request)
         summaries = await asyncio.to_thread(
             lambda: report.summarize(usage.store.iter_comparisons()))
-        return HTMLResponse(report.page(summaries, modes))
+        shown = dict(modes or {})
+        for name, setting in (board.settings if board else {}).items():
+            shown[name] = f"{setting.mode} ({setting.percent}%, set by {setting.changed_by})"
+        changes = await asyncio.to_thread(usage.store.mode_changes)
+        return HTMLResponse(report.page(summaries, shown, changes))
+
+    async def modes_page(request: Request) -> Response:
+        """GET: the modes set while serving and their audit trail. POST {route, mode,
+        percent, who}: set one (mode null: back to the table's)."""
+        _guard(admin_token, request)
+        if board is None:
+            raise NotFound("runtime modes are off")
+        if request.method == "POST":
+            try:
+                change = orjson.loads(await request.body())
+                route, mode = change["route"], change.get("mode")
+                percent, who = int(change.get("percent", 100)), str(change.get("who", "api"))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                raise InvalidParameter("the body must be {route, mode, percent, who}") from None
+            if route not in (modes or {}):
+                raise InvalidParameter(f"unknown route; use one of {', '.join(modes or {})}")
+            if (mode is not None and mode not in MODES) or not 0 <= percent <= 100:
+                raise InvalidParameter(f"mode is one of {', '.join(MODES)} (or null), "
+                                       "percent 0..100")
+            await usage.store.later(usage.store.set_route_mode, route, mode, percent, who)
+            await board.load()  # this replica at once; the others within their refresh
+        return json_response({
+            "routes": {n: {"mode": s.mode, "percent": s.percent, "changed_at": s.changed_at,
+                           "changed_by": s.changed_by} for n, s in board.settings.items()},
+            "changes": [c.__dict__ for c in
+                        await asyncio.to_thread(usage.store.mode_changes)]})
 
     return [Route("/_bridge/compare", compare_page, methods=["GET"]),
+            Route("/_bridge/modes", modes_page, methods=["GET", "POST"]),
             Route("/_bridge/explain", explain_page, methods=["GET"]),
             Route("/_bridge/explain", explain_post, methods=["POST"]),
             Route("/_bridge/usage", usage_html, methods=["GET"]),

@@ -49,6 +49,7 @@ from legacy_bridge.relay import LegacyRelay
 from legacy_bridge.responses import json_response
 from legacy_bridge.rest import Limits, RestRoute
 from legacy_bridge.routes import CompiledRoute, compile_route, resolve
+from legacy_bridge.runtime import ModeBoard
 from legacy_bridge.settings import Settings
 from legacy_bridge.shadow import Shadow
 from legacy_bridge.sqlmap import load_data_api
@@ -74,6 +75,7 @@ class Components:
     data_api: DataApiService | None
     course_progress: list[CourseProgressRoute]
     limits: ClientLimits  # the token table's per-client limits
+    board: ModeBoard  # modes set while serving, shared through the store
     endpoints: list[str]
     clock: Callable[[], float]  # every TTL, reset and cache age in the proxy
     _ready: tuple[float, bool, dict[str, str]] | None = field(default=None, init=False)
@@ -163,7 +165,8 @@ def _components(settings: Settings, transport: httpx.AsyncBaseTransport | None,
     limits = ClientLimits({e.label: r for e in auth.entries if (r := rule(e.rate, e.concurrent))},
                           settings.rate_limit_storage, metrics)
     return Components(settings, routes, auth, checkpoints, metrics, upstream, usage, shadow,
-                      relay, service, course_routes, limits, sorted(api_of), clock)
+                      relay, service, course_routes, limits,
+                      ModeBoard(store, settings.mode_refresh_seconds), sorted(api_of), clock)
 
 
 def _course_progress(settings: Settings, table: ProgressTable | None, upstream: Upstream,
@@ -213,7 +216,8 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     """
     bridge = _components(settings, transport, legacy_transport, clock)
     pipeline = Pipeline(settings.mode, settings.shadow_primary, bridge.relay, bridge.shadow,
-                        bridge.usage, bridge.auth, bridge.metrics, bridge.limits)
+                        bridge.usage, bridge.auth, bridge.metrics, bridge.limits,
+                        bridge.board)
     limits = Limits(settings.total_deadline, settings.max_walk_requests,
                     settings.compare_pii == "keep")
     sql = bridge.data_api
@@ -240,6 +244,8 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
         flusher = asyncio.create_task(bridge.usage.run(settings.usage_flush_seconds))
         workers = [asyncio.create_task(bridge.shadow.run())
                    for _ in range(settings.shadow_workers)]
+        await bridge.board.load()  # modes set while an earlier process served
+        workers.append(asyncio.create_task(bridge.board.run()))
         if settings.tokens_file is not None and bridge.auth.mode == "tokens":
             reloader = TokenReloader(settings.tokens_file, bridge.auth, bridge.limits)
             app.state.token_reloader = reloader
@@ -270,7 +276,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
                            {**{c.route.name: c.route.mode or settings.mode for c in bridge.routes},
                             **({sql.name: sql.mode or settings.mode} if sql else {}),
                             **{c.name: c.mode or settings.mode
-                               for c in bridge.course_progress}})
+                               for c in bridge.course_progress}}, bridge.board)
     logs.setup()
     route_headers = {c.route.path: [(k.lower().encode(), v.encode()) for k, v in c.route.headers]
                      for c in bridge.routes if c.route.headers}

@@ -23,6 +23,7 @@ from legacy_bridge.admin import usage_table
 from legacy_bridge.app import create_app
 from legacy_bridge.auth import digest, load_learners
 from legacy_bridge.cli_compare import compare
+from legacy_bridge.cli_modes import mode
 from legacy_bridge.cli_progress import progress
 from legacy_bridge.configcheck import check_configuration, upstream_reachable, without_credentials
 from legacy_bridge.coursecheck import check_course_map
@@ -82,6 +83,7 @@ def main() -> None:
 
 main.add_command(compare)
 main.add_command(progress)
+main.add_command(mode)
 
 
 def _settings_flags(command: Any) -> Any:

@@ -30,6 +30,7 @@ from legacy_bridge.modes import Mode, Primary
 from legacy_bridge.ratelimits import ClientLimits
 from legacy_bridge.relay import LegacyRelay
 from legacy_bridge.responses import json_response
+from legacy_bridge.runtime import ModeBoard
 from legacy_bridge.shadow import Reply, Shadow, ShadowJob, Tape
 from legacy_bridge.usage import Usage
 
@@ -78,10 +79,10 @@ class Surface(Protocol):
 class Pipeline:
     def __init__(self, mode: Mode, primary: Primary, relay: LegacyRelay | None,
                  shadow: Shadow, usage: Usage, auth: Authenticator, metrics: Metrics,
-                 limits: ClientLimits | None = None) -> None:
+                 limits: ClientLimits | None = None, board: ModeBoard | None = None) -> None:
         self.mode, self.primary = mode, primary
         self.relay, self.shadow, self.usage = relay, shadow, usage
-        self.auth, self.metrics, self.limits = auth, metrics, limits
+        self.auth, self.metrics, self.limits, self.board = auth, metrics, limits, board
 
     def endpoint(self, surface: Surface) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
@@ -96,8 +97,23 @@ class Pipeline:
         async with self.limits.hold(self.auth.label(request.headers.get("authorization"))):
             return await self._handle(surface, request)
 
+    def _mode(self, surface: Surface, request: Request) -> Mode:
+        """The table's mode (or BRIDGE_MODE), unless an operator set one while serving
+        (runtime.py), for this client's canary share."""
+        default = surface.mode or self.mode
+        if self.board is None or surface.name not in self.board.settings:
+            return default
+        mode = self.board.mode_for(surface.name,
+                                   self.auth.label(request.headers.get("authorization")),
+                                   default)
+        if mode != "graphql" and self.relay is None:
+            log.error("runtime mode needs BRIDGE_LEGACY_URL; translating instead",
+                      route=surface.name, mode=mode)
+            return "graphql"
+        return mode
+
     async def _handle(self, surface: Surface, request: Request) -> Response:
-        mode = surface.mode or self.mode
+        mode = self._mode(surface, request)
         if mode in ("graphql", "graphql-fallback") or (
                 mode == "shadow" and self.primary == "graphql"):
             surface.admit(request)  # the proxy answers: no body is read for a stranger

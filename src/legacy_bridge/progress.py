@@ -22,9 +22,10 @@ import orjson
 from legacy_bridge import logs
 from legacy_bridge.coursemap import Course, CourseMap, Lesson
 from legacy_bridge.errors import BridgeError, CourseIdRequired, StoreFailed, UpstreamError
+from legacy_bridge.progressrows import LessonRow
 from legacy_bridge.progresstable import ProgressTable
 from legacy_bridge.query import Document
-from legacy_bridge.store import LessonRow, Store
+from legacy_bridge.store import Store
 from legacy_bridge.upstream import Upstream
 
 log = logs.get("legacy_bridge.progress")

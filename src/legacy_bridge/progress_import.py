@@ -33,7 +33,8 @@ from legacy_bridge.auth import Learners
 from legacy_bridge.coursemap import CourseMap, Lesson
 from legacy_bridge.errors import BridgeError
 from legacy_bridge.progress import Learner, Progress
-from legacy_bridge.store import LessonRow, Store
+from legacy_bridge.progressrows import LessonRow
+from legacy_bridge.store import Store
 
 COLUMNS = ("user_id", "course_id", "lesson_id", "completed", "video_progress",
            "last_position", "completed_at")

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from legacy_bridge.progressrows import ModeChange
 from legacy_bridge.store import ComparisonRow
 
 
@@ -78,6 +79,12 @@ def _e(value: Any) -> str:
     return html.escape(value if isinstance(value, str) else json.dumps(value))
 
 
+def _mode_text(mode: str | None, percent: int | None) -> str:
+    if mode is None:
+        return "the table's mode"
+    return mode if percent in (None, 100) else f"{mode} for {percent}% of clients"
+
+
 def sparkline(rates: list[float], width: int = 120, height: int = 24) -> str:
     """Agreement rates (0..1, oldest first) as an inline SVG line: no script, no assets."""
     if not rates:
@@ -102,8 +109,10 @@ def _agreement(s: RouteSummary, differing: dict[str, int] | None = None) -> list
     return rates
 
 
-def page(summaries: list[RouteSummary], modes: dict[str, str] | None = None) -> str:
-    """The comparison page: per route its mode, agreement and trend, then per field."""
+def page(summaries: list[RouteSummary], modes: dict[str, str] | None = None,
+         changes: list[ModeChange] | None = None) -> str:
+    """The comparison page: per route its mode, agreement and trend, then per field;
+    at the end who changed which route's mode, and when."""
     sections = []
     for s in summaries:
         fields = "".join(
@@ -138,6 +147,14 @@ def page(summaries: list[RouteSummary], modes: dict[str, str] | None = None) -> 
 <th>at</th></tr>{examples or '<tr><td colspan=6>none</td></tr>'}</table>
 </section>""")
     body = "".join(sections) or "<p>No comparisons stored yet: run a route in shadow mode.</p>"
+    if changes:
+        rows = "".join(
+            f"<tr class=change><td>{_e(c.at)}</td><td>{_e(c.who)}</td><td>{_e(c.route)}</td>"
+            f"<td>{_e(_mode_text(c.from_mode, c.from_percent))}</td>"
+            f"<td>{_e(_mode_text(c.to_mode, c.to_percent))}</td></tr>" for c in changes)
+        body += (f"<section id=mode-changes><h2>Mode changes</h2><table><tr><th>when (UTC)</th>"
+                 f"<th>who</th><th>route</th><th>from</th><th>to</th></tr>{rows}</table>"
+                 "</section>")
     return f"""<!doctype html>
 <html lang=en><head><meta charset=utf-8><title>legacy-bridge: legacy vs bridge</title>
 <style>body{{font:14px system-ui,sans-serif;margin:2em;max-width:80em}}

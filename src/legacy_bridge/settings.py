@@ -105,6 +105,9 @@ class Settings(BaseSettings):
                                "graphql, legacy, shadow, graphql-fallback")
     legacy_url: str | None = Field(None, description="Base URL of the legacy v2 API (legacy, "
                                    "shadow and graphql-fallback modes)")
+    mode_refresh_seconds: float = Field(2.0, gt=0, description="How often every replica "
+                                        "reads the modes set while serving (`legacy-bridge "
+                                        "mode set`) from the store")
     shadow_primary: Primary = Field(
         "legacy", description="In shadow mode, the side that answers the client")
     shadow_sample_rate: float = Field(1.0, ge=0, le=1, description="Share of requests "

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from legacy_bridge.errors import ConfigError
+from legacy_bridge.progressrows import ProgressRows
 
 T = TypeVar("T")
 
@@ -49,6 +50,15 @@ CREATE TABLE IF NOT EXISTS forwarded_progress (
   user_id TEXT NOT NULL, topic_id TEXT NOT NULL, progress INTEGER NOT NULL,
   PRIMARY KEY (user_id, topic_id)
 );
+CREATE TABLE IF NOT EXISTS route_modes (
+  route TEXT PRIMARY KEY, mode TEXT NOT NULL, percent INTEGER NOT NULL,
+  changed_at TEXT NOT NULL, changed_by TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mode_audit (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, who TEXT NOT NULL,
+  route TEXT NOT NULL, from_mode TEXT, from_percent INTEGER, to_mode TEXT,
+  to_percent INTEGER
+);
 """
 
 
@@ -74,31 +84,6 @@ class ComparisonRow:
     golden: str | None = None  # a mismatch as a golden test case (JSON), for export
 
 
-@dataclass(frozen=True)
-class LessonRow:
-    """Course progress the upstream cannot hold (gaps G1, G4): one per (learner, lesson).
-
-    Positions are kept as the JSON number the client wrote (`180` stays `180`,
-    `180.5` stays `180.5`): the legacy API answered them as stored.
-    """
-
-    user_id: str
-    lesson_id: int
-    course_id: int
-    completed: bool  # as last seen or written
-    video_progress: str
-    last_position: str
-    completed_at: str | None  # RFC 3339 UTC; when the proxy completed or first saw it
-    completed_via_proxy_at: str | None  # read-your-writes: when the proxy completed it
-    updated_at: str
-
-
-def _lesson_row(found: tuple[Any, ...]) -> LessonRow:
-    user, lesson, course, done, video, position, at, via, updated = found
-    return LessonRow(user, int(lesson), int(course), bool(done), video, position, at, via,
-                     updated)
-
-
 POSTGRES_SCHEMA = [
     """CREATE TABLE IF NOT EXISTS usage (
   client TEXT NOT NULL, route TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
@@ -119,6 +104,12 @@ POSTGRES_SCHEMA = [
     """CREATE TABLE IF NOT EXISTS forwarded_progress (
   user_id TEXT NOT NULL, topic_id TEXT NOT NULL, progress INTEGER NOT NULL,
   PRIMARY KEY (user_id, topic_id))""",
+    """CREATE TABLE IF NOT EXISTS route_modes (
+  route TEXT PRIMARY KEY, mode TEXT NOT NULL, percent INTEGER NOT NULL,
+  changed_at TEXT NOT NULL, changed_by TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS mode_audit (
+  id BIGSERIAL PRIMARY KEY, at TEXT NOT NULL, who TEXT NOT NULL, route TEXT NOT NULL,
+  from_mode TEXT, from_percent INTEGER, to_mode TEXT, to_percent INTEGER)""",
 ]
 
 # Columns added after a table's first version, so a store written by an older
@@ -126,7 +117,7 @@ POSTGRES_SCHEMA = [
 ADDED_COLUMNS = [("comparisons", "golden", "TEXT")]
 
 
-class Store:
+class Store(ProgressRows):
     def __init__(self, url: str, keep_comparisons: int = 100_000,
                  keep_days: float = 30.0) -> None:
         self.keep_comparisons = keep_comparisons
@@ -271,134 +262,6 @@ class Store:
             if len(rows) < batch:
                 return
             last = rows[-1][0]
-
-    def lessons(self, user_id: str, course_id: int) -> list[LessonRow]:
-        rows = self._read("SELECT user_id, lesson_id, course_id, completed, video_progress, "
-                          "last_position, completed_at, completed_via_proxy_at, updated_at "
-                          "FROM lesson_progress WHERE user_id = ? AND course_id = ? "
-                          "ORDER BY lesson_id", [user_id, course_id])
-        return [_lesson_row(row) for row in rows]
-
-    def apply_lesson(self, row: LessonRow, positions: frozenset[str]) -> LessonRow:
-        """One write, atomic in the database, so it holds across replicas: the positions
-        named are set (last writer wins), a completion is kept once made and its first
-        time stays; the row as it is after the write."""
-        given = {name: name in positions for name in ("video_progress", "last_position")}
-        keep = {name: f"excluded.{name}" if on else f"lesson_progress.{name}"
-                for name, on in given.items()}
-        text = self._sql(
-            "INSERT INTO lesson_progress VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (user_id, lesson_id) DO UPDATE SET "
-            f"video_progress = {keep['video_progress']}, "
-            f"last_position = {keep['last_position']}, "
-            "completed = max(lesson_progress.completed, excluded.completed), "
-            "completed_at = COALESCE(lesson_progress.completed_at, excluded.completed_at), "
-            "completed_via_proxy_at = COALESCE(excluded.completed_via_proxy_at, "
-            "lesson_progress.completed_via_proxy_at), updated_at = excluded.updated_at "
-            "RETURNING user_id, lesson_id, course_id, completed, video_progress, "
-            "last_position, completed_at, completed_via_proxy_at, updated_at")
-        with self._lock:
-            try:
-                found = self._db.execute(text, (
-                    row.user_id, row.lesson_id, row.course_id, int(row.completed),
-                    row.video_progress, row.last_position, row.completed_at,
-                    row.completed_via_proxy_at, row.updated_at)).fetchone()
-                self._db.commit()
-            except BaseException:
-                self._db.rollback()
-                raise
-        return _lesson_row(found)
-
-    def update_positions(self, user_id: str, lesson_id: int, positions: dict[str, str],
-                         updated_at: str) -> LessonRow | None:
-        """Set the named positions of an existing row, atomically; None when there is
-        no row (a new one is the caller's longer path)."""
-        given = [(name, value) for name, value in positions.items()
-                 if name in ("video_progress", "last_position")]
-        sets = "".join(f"{name} = ?, " for name, _ in given)
-        text = self._sql(
-            f"UPDATE lesson_progress SET {sets}updated_at = ? "
-            "WHERE user_id = ? AND lesson_id = ? "
-            "RETURNING user_id, lesson_id, course_id, completed, video_progress, "
-            "last_position, completed_at, completed_via_proxy_at, updated_at")
-        with self._lock:
-            try:
-                found = self._db.execute(text, (*(value for _, value in given), updated_at,
-                                                user_id, lesson_id)).fetchone()
-                self._db.commit()
-            except BaseException:
-                self._db.rollback()
-                raise
-        return None if found is None else _lesson_row(found)
-
-    def put_lessons(self, rows: list[LessonRow], positions: bool = True) -> None:
-        """Insert rows, or update existing ones; `positions=False` (what a read saw)
-        leaves stored positions alone, so it never undoes a concurrent save."""
-        kept = ("video_progress = excluded.video_progress, "
-                "last_position = excluded.last_position, " if positions else "")
-        self._write([(
-            "INSERT INTO lesson_progress VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (user_id, lesson_id) DO UPDATE SET course_id = excluded.course_id, "
-            f"completed = excluded.completed, {kept}completed_at = excluded.completed_at, "
-            "completed_via_proxy_at = excluded.completed_via_proxy_at, "
-            "updated_at = excluded.updated_at",
-            [(r.user_id, r.lesson_id, r.course_id, int(r.completed), r.video_progress,
-              r.last_position, r.completed_at, r.completed_via_proxy_at, r.updated_at)
-             for r in rows])], many=True)
-
-    def insert_lessons(self, rows: list[LessonRow]) -> tuple[int, int]:
-        """An import's rows, in one transaction: (new rows, completion times corrected).
-
-        A row the store holds keeps its positions (the proxy may have saved newer ones
-        since), but a completion the proxy only observed takes the old API's time: the
-        old API knew when it happened, the proxy only when it first saw it (gap G4)."""
-        added = corrected = 0
-        with self._lock:
-            try:
-                for r in rows:
-                    added += self._db.execute(self._sql(
-                        "INSERT INTO lesson_progress VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                        "ON CONFLICT (user_id, lesson_id) DO NOTHING"),
-                        (r.user_id, r.lesson_id, r.course_id, int(r.completed),
-                         r.video_progress, r.last_position, r.completed_at,
-                         r.completed_via_proxy_at, r.updated_at)).rowcount
-                    if r.completed_at is not None:
-                        corrected += self._db.execute(self._sql(
-                            "UPDATE lesson_progress SET completed = 1, completed_at = ? "
-                            "WHERE user_id = ? AND lesson_id = ? AND "
-                            "completed_via_proxy_at IS NULL AND "
-                            "(completed_at IS NULL OR completed_at <> ?)"),
-                            (r.completed_at, r.user_id, r.lesson_id, r.completed_at)).rowcount
-                self._db.commit()
-            except BaseException:
-                self._db.rollback()
-                raise
-        return added, corrected
-
-    def forwarded(self, user_id: str, topic_id: str) -> int:
-        """The partial progress last sent upstream for a learner's topic (0: none)."""
-        rows = self._read("SELECT progress FROM forwarded_progress WHERE user_id = ? AND "
-                          "topic_id = ?", [user_id, topic_id])
-        return int(rows[0][0]) if rows else 0
-
-    def set_forwarded(self, user_id: str, topic_id: str, progress: int) -> None:
-        """Record a partial progress sent upstream; it only ever rises."""
-        self._write([("INSERT INTO forwarded_progress VALUES (?, ?, ?) "
-                      "ON CONFLICT (user_id, topic_id) DO UPDATE SET "
-                      "progress = max(forwarded_progress.progress, excluded.progress)",
-                      (user_id, topic_id, progress))])
-
-    def set_import_checkpoint(self, file_sha256: str, line: int) -> None:
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self._write([("INSERT INTO progress_imports VALUES (?, ?, ?) ON CONFLICT (file_sha256) "
-                      "DO UPDATE SET line = excluded.line, updated_at = excluded.updated_at",
-                      (file_sha256, line, now))])
-
-    def import_checkpoint(self, file_sha256: str) -> int:
-        """The last line of that file an import committed (0: none)."""
-        rows = self._read("SELECT line FROM progress_imports WHERE file_sha256 = ?",
-                          [file_sha256])
-        return int(rows[0][0]) if rows else 0
 
     def golden_cases(self, route: str | None, limit: int) -> list[ComparisonRow]:
         """The newest `limit` mismatches that carry a golden case, oldest first."""
