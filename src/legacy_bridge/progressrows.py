@@ -8,6 +8,7 @@ schema and the usage and comparison rows; these methods use its `_read`,
 from __future__ import annotations
 
 import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -76,6 +77,9 @@ class ProgressRows:
     def _read(self, text: str, args: list[Any]) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
+    def _transaction(self) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
     def lessons(self, user_id: str, course_id: int) -> list[LessonRow]:
         rows = self._read("SELECT user_id, lesson_id, course_id, completed, video_progress, "
                           "last_position, completed_at, completed_via_proxy_at, updated_at "
@@ -101,16 +105,11 @@ class ProgressRows:
             "lesson_progress.completed_via_proxy_at), updated_at = excluded.updated_at "
             "RETURNING user_id, lesson_id, course_id, completed, video_progress, "
             "last_position, completed_at, completed_via_proxy_at, updated_at")
-        with self._lock:
-            try:
-                found = self._db.execute(text, (
-                    row.user_id, row.lesson_id, row.course_id, int(row.completed),
-                    row.video_progress, row.last_position, row.completed_at,
-                    row.completed_via_proxy_at, row.updated_at)).fetchone()
-                self._db.commit()
-            except BaseException:
-                self._db.rollback()
-                raise
+        with self._transaction():
+            found = self._db.execute(text, (
+                row.user_id, row.lesson_id, row.course_id, int(row.completed),
+                row.video_progress, row.last_position, row.completed_at,
+                row.completed_via_proxy_at, row.updated_at)).fetchone()
         return _lesson_row(found)
 
     def update_positions(self, user_id: str, lesson_id: int, positions: dict[str, str],
@@ -125,14 +124,9 @@ class ProgressRows:
             "WHERE user_id = ? AND lesson_id = ? "
             "RETURNING user_id, lesson_id, course_id, completed, video_progress, "
             "last_position, completed_at, completed_via_proxy_at, updated_at")
-        with self._lock:
-            try:
-                found = self._db.execute(text, (*(value for _, value in given), updated_at,
-                                                user_id, lesson_id)).fetchone()
-                self._db.commit()
-            except BaseException:
-                self._db.rollback()
-                raise
+        with self._transaction():
+            found = self._db.execute(text, (*(value for _, value in given), updated_at,
+                                            user_id, lesson_id)).fetchone()
         return None if found is None else _lesson_row(found)
 
     def put_lessons(self, rows: list[LessonRow], positions: bool = True) -> None:
@@ -157,26 +151,21 @@ class ProgressRows:
         since), but a completion the proxy only observed takes the old API's time: the
         old API knew when it happened, the proxy only when it first saw it (gap G4)."""
         added = corrected = 0
-        with self._lock:
-            try:
-                for r in rows:
-                    added += self._db.execute(self._sql(
-                        "INSERT INTO lesson_progress VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                        "ON CONFLICT (user_id, lesson_id) DO NOTHING"),
-                        (r.user_id, r.lesson_id, r.course_id, int(r.completed),
-                         r.video_progress, r.last_position, r.completed_at,
-                         r.completed_via_proxy_at, r.updated_at)).rowcount
-                    if r.completed_at is not None:
-                        corrected += self._db.execute(self._sql(
-                            "UPDATE lesson_progress SET completed = 1, completed_at = ? "
-                            "WHERE user_id = ? AND lesson_id = ? AND "
-                            "completed_via_proxy_at IS NULL AND "
-                            "(completed_at IS NULL OR completed_at <> ?)"),
-                            (r.completed_at, r.user_id, r.lesson_id, r.completed_at)).rowcount
-                self._db.commit()
-            except BaseException:
-                self._db.rollback()
-                raise
+        with self._transaction():
+            for r in rows:
+                added += self._db.execute(self._sql(
+                    "INSERT INTO lesson_progress VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (user_id, lesson_id) DO NOTHING"),
+                    (r.user_id, r.lesson_id, r.course_id, int(r.completed),
+                     r.video_progress, r.last_position, r.completed_at,
+                     r.completed_via_proxy_at, r.updated_at)).rowcount
+                if r.completed_at is not None:
+                    corrected += self._db.execute(self._sql(
+                        "UPDATE lesson_progress SET completed = 1, completed_at = ? "
+                        "WHERE user_id = ? AND lesson_id = ? AND "
+                        "completed_via_proxy_at IS NULL AND "
+                        "(completed_at IS NULL OR completed_at <> ?)"),
+                        (r.completed_at, r.user_id, r.lesson_id, r.completed_at)).rowcount
         return added, corrected
 
     def forwarded(self, user_id: str, topic_id: str) -> int:
@@ -201,29 +190,24 @@ class ProgressRows:
         """Set (or with `mode` None clear) a route's runtime mode, with its audit row, in
         one transaction."""
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        with self._lock:
-            try:
-                before = self._db.execute(self._sql(
-                    "SELECT mode, percent FROM route_modes WHERE route = ?"),
-                    (route,)).fetchone()
-                if mode is None:
-                    self._db.execute(self._sql("DELETE FROM route_modes WHERE route = ?"),
-                                     (route,))
-                else:
-                    self._db.execute(self._sql(
-                        "INSERT INTO route_modes VALUES (?, ?, ?, ?, ?) "
-                        "ON CONFLICT (route) DO UPDATE SET mode = excluded.mode, "
-                        "percent = excluded.percent, changed_at = excluded.changed_at, "
-                        "changed_by = excluded.changed_by"), (route, mode, percent, now, who))
+        with self._transaction():
+            before = self._db.execute(self._sql(
+                "SELECT mode, percent FROM route_modes WHERE route = ?"),
+                (route,)).fetchone()
+            if mode is None:
+                self._db.execute(self._sql("DELETE FROM route_modes WHERE route = ?"),
+                                 (route,))
+            else:
                 self._db.execute(self._sql(
-                    "INSERT INTO mode_audit (at, who, route, from_mode, from_percent, "
-                    "to_mode, to_percent) VALUES (?, ?, ?, ?, ?, ?, ?)"),
-                    (now, who, route, before[0] if before else None,
-                     before[1] if before else None, mode, percent if mode else None))
-                self._db.commit()
-            except BaseException:
-                self._db.rollback()
-                raise
+                    "INSERT INTO route_modes VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (route) DO UPDATE SET mode = excluded.mode, "
+                    "percent = excluded.percent, changed_at = excluded.changed_at, "
+                    "changed_by = excluded.changed_by"), (route, mode, percent, now, who))
+            self._db.execute(self._sql(
+                "INSERT INTO mode_audit (at, who, route, from_mode, from_percent, "
+                "to_mode, to_percent) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+                (now, who, route, before[0] if before else None,
+                 before[1] if before else None, mode, percent if mode else None))
 
     def mode_changes(self, route: str | None = None, limit: int = 100) -> list[ModeChange]:
         """The newest changes first."""

@@ -12,6 +12,7 @@ shutdown (`Store.aclose`) waits for every write already handed to a thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -173,18 +174,25 @@ class Store(ProgressRows):
     def _sql(self, text: str) -> str:
         return text.replace("?", self._mark).replace("max(", f"{self._greatest}(")
 
-    def _write(self, statements: list[tuple[str, Any]], many: bool = False) -> None:
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction on the connection: committed at the end, rolled back on any
+        error (the lock held throughout)."""
         with self._lock:
             try:
-                for text, args in statements:
-                    if many:
-                        self._db.cursor().executemany(self._sql(text), args)
-                    else:
-                        self._db.execute(self._sql(text), args)
+                yield
                 self._db.commit()
             except BaseException:
                 self._db.rollback()
                 raise
+
+    def _write(self, statements: list[tuple[str, Any]], many: bool = False) -> None:
+        with self._transaction():
+            for text, args in statements:
+                if many:
+                    self._db.cursor().executemany(self._sql(text), args)
+                else:
+                    self._db.execute(self._sql(text), args)
 
     def _read(self, text: str, args: list[Any]) -> list[tuple[Any, ...]]:
         with self._lock:
