@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.routing import Route as StarletteRoute
 
-from legacy_bridge import logs, openapi, params
+from legacy_bridge import logs, openapi, params, tracing
 from legacy_bridge.admin import admin_routes
 from legacy_bridge.auth import Authenticator, authenticator_from, load_learners
 from legacy_bridge.coursemap import COURSE_MAP_FILE, load_course_map
@@ -214,6 +214,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
 
     `clock` is what every TTL, breaker reset and cache age reads: tests move it.
     """
+    tracing.setup()  # spans recorded and exported only with OTEL_EXPORTER_OTLP_ENDPOINT
     bridge = _components(settings, transport, legacy_transport, clock)
     pipeline = Pipeline(settings.mode, settings.shadow_primary, bridge.relay, bridge.shadow,
                         bridge.usage, bridge.auth, bridge.metrics, bridge.limits,

@@ -14,7 +14,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from legacy_bridge import logs
+from legacy_bridge import logs, tracing
 from legacy_bridge.errors import BridgeError, InvalidParameter
 from legacy_bridge.metrics import Metrics
 from legacy_bridge.responses import json_response
@@ -54,7 +54,13 @@ class RequestLog:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            with tracing.request_span(scope["method"],
+                                      tracing.trace_headers(scope["headers"])) as span:
+                try:
+                    await self.app(scope, receive, send_with_id)
+                finally:
+                    span.set_attribute("http.route", _route(scope) or "unmatched")
+                    span.set_attribute("http.response.status_code", status)
         finally:
             route = _route(scope)
             seconds = time.perf_counter() - started

@@ -16,13 +16,14 @@ import hashlib
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from opentelemetry.trace import Link
 
-from legacy_bridge import logs
+from legacy_bridge import logs, tracing
 from legacy_bridge.compare import (
     ABSENT,
     compare_records,
@@ -242,6 +243,7 @@ class ShadowJob:
     other: Callable[[], Awaitable[Reply]]
     diff: Callable[[Reply, Reply], tuple[bool, list[dict[str, Any]]]]  # (legacy, bridge)
     golden: Callable[[Reply, Reply], str | None] | None = None  # a mismatch as a test case
+    link: Link | None = None  # the request's span, for the comparison's span
 
 
 class Shadow:
@@ -265,6 +267,8 @@ class Shadow:
         if len(job.answer.body) > self.max_body_bytes:
             self._drop(job.name)
             return
+        if job.link is None:
+            job = replace(job, link=tracing.current_link())
         try:
             self.queue.put_nowait(job)
         except asyncio.QueueFull:
@@ -286,6 +290,10 @@ class Shadow:
                 self.queue.task_done()
 
     async def _compare(self, job: ShadowJob) -> None:
+        with tracing.comparison_span(job.name, job.link):
+            await self._compare_in_span(job)
+
+    async def _compare_in_span(self, job: ShadowJob) -> None:
         other = await job.other()
         legacy, bridge = ((job.answer, other) if job.primary == "legacy"
                           else (other, job.answer))

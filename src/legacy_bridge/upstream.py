@@ -29,7 +29,7 @@ import httpx
 import orjson
 from graphql import GraphQLSchema, build_client_schema, get_introspection_query
 
-from legacy_bridge import logs
+from legacy_bridge import logs, tracing
 from legacy_bridge.breaker import Breaker
 from legacy_bridge.errors import (
     BridgeError,
@@ -271,11 +271,13 @@ class Upstream:
             stats.upstream_requests += 1
             headers["X-Request-ID"] = stats.request_id
         try:
-            response = await self._post(endpoint, body, headers)
-            try:
-                content = await self._read_capped(response)
-            finally:
-                await response.aclose()
+            with tracing.upstream_span(endpoint, headers) as span:
+                response = await self._post(endpoint, body, headers)
+                span.set_attribute("http.response.status_code", response.status_code)
+                try:
+                    content = await self._read_capped(response)
+                finally:
+                    await response.aclose()
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout("the upstream did not answer in time") from exc
         except httpx.ConnectError as exc:  # nothing was sent: a write may try again

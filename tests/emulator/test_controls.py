@@ -112,7 +112,7 @@ async def test_requests_are_counted_per_api(emulator: httpx.AsyncClient) -> None
     assert counts == {"counts": {"program-progress": 3, "catalog": 1}, "total": 4}
     log = (await emulator.get("/_emulator/requests")).json()["requests"]
     assert log[0] == {"api": "program-progress", "operationName": None, "variables": VARIABLES,
-                      "requestId": None, "auth_user": None}
+                      "requestId": None, "auth_user": None, "traceparent": None}
     await emulator.post("/_emulator/reset")
     assert (await emulator.get("/_emulator/counts")).json()["total"] == 0
 

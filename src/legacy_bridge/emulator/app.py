@@ -92,7 +92,7 @@ def create_emulator_app(config: EmulatorConfig) -> Starlette:
                 controls.record(api.name, body, request.headers.get("x-request-id"), None)
                 return _json({"errors": [exc.formatted], "data": None})
         controls.record(api.name, body, request.headers.get("x-request-id"),
-                        caller.user_id if caller else None)
+                        caller.user_id if caller else None, request.headers.get("traceparent"))
         await controls.delay()
         fault = controls.take_fault(api.name, body.get("operationName"))
         if fault is not None:

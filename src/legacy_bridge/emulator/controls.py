@@ -54,12 +54,13 @@ class Controls:
     log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=2000))
 
     def record(self, api: str, body: dict[str, Any], request_id: str | None = None,
-               auth_user: str | None = None) -> None:
-        """Count and log one request: the acting user, never a token or key."""
+               auth_user: str | None = None, traceparent: str | None = None) -> None:
+        """Count and log one request: the acting user and the trace it belongs to, never
+        a token or key."""
         self.counts[api] += 1
         self.log.append({"api": api, "operationName": body.get("operationName"),
                          "variables": body.get("variables"), "requestId": request_id,
-                         "auth_user": auth_user})
+                         "auth_user": auth_user, "traceparent": traceparent})
 
     def take_fault(self, api: str, operation: str | None = None) -> Fault | None:
         now = time.monotonic()
