@@ -89,3 +89,18 @@ def test_spans_are_exported_when_an_otlp_endpoint_is_set(
     assert collector.exports and max(collector.exports) > 100  # request and upstream spans
     log = emulator_app.state.controls.log
     assert log and log[-1]["traceparent"] is not None  # a trace started by the proxy
+
+
+def test_an_otlp_endpoint_without_the_exporter_names_the_install(
+        monkeypatch: Any) -> None:
+    import pytest
+
+    from legacy_bridge import tracing
+    from legacy_bridge.errors import ConfigError
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+                        None)
+    monkeypatch.setattr(tracing, "_configured", False)
+    with pytest.raises(ConfigError, match=r"pip install 'legacy-bridge\[otlp\]'"):
+        tracing.setup()
