@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 
+from legacy_bridge import tracing
 from legacy_bridge.emulator.app import DEMO_COMPANY_TOKEN
 from legacy_bridge.emulator.dataset import DEMO_PLAN_ID
+from legacy_bridge.errors import ConfigError
 
 USERS = f"/api/v2/plans/{DEMO_PLAN_ID}/users?per_page=2"
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -92,12 +95,7 @@ def test_spans_are_exported_when_an_otlp_endpoint_is_set(
 
 
 def test_an_otlp_endpoint_without_the_exporter_names_the_install(
-        monkeypatch: Any) -> None:
-    import pytest
-
-    from legacy_bridge import tracing
-    from legacy_bridge.errors import ConfigError
-
+        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter",
                         None)
