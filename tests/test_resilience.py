@@ -86,6 +86,10 @@ async def test_breaker_is_per_api(fragile: httpx.AsyncClient,
         await legacy(fragile, "users")
     assert (await legacy(fragile, "users")).status_code == 503
     assert (await legacy(fragile, "assessment-attempts")).status_code == 200
+    metrics = (await fragile.get("/metrics")).text
+    assert 'bridge_upstream_breaker_open{api="learning-plan-progress"} 1.0' in metrics
+    assert 'bridge_upstream_breaker_open{api="assessment-progress"} 0.0' in metrics
+    assert 'bridge_build_info{python="' in metrics
 
 
 async def test_breaker_probe_after_the_reset_closes_it(

@@ -13,6 +13,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -125,11 +126,13 @@ def _components(settings: Settings, transport: httpx.AsyncBaseTransport | None,
         if data_api.catalog is not None:
             api_of[data_api.catalog.endpoint] = data_api.catalog.api
 
-    def figures() -> dict[str, float]:
+    def figures() -> dict[str, Any]:
         return {"hits": checkpoints.hits, "misses": checkpoints.misses,
                 "failures": checkpoints.failures,
                 "size": len(checkpoints) if isinstance(checkpoints, MemoryCheckpoints) else 0,
-                "coalesced": upstream.coalesced, "shadow_queue": shadow.queue.qsize()}
+                "coalesced": upstream.coalesced, "shadow_queue": shadow.queue.qsize(),
+                "breakers": {api_of.get(e, "other"): b.state
+                             for e, b in upstream.breakers.items()}}
 
     metrics = Metrics(figures)
 

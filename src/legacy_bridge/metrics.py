@@ -8,11 +8,15 @@ from their owners at scrape time rather than counted twice.
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from legacy_bridge import __version__
 
 BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -20,7 +24,7 @@ BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 class _Read(Collector):
     """Figures kept by other parts (cache, upstream), read when scraped."""
 
-    def __init__(self, read: Callable[[], dict[str, float]]) -> None:
+    def __init__(self, read: Callable[[], dict[str, Any]]) -> None:
         self._read = read
 
     def collect(self) -> Iterator[Metric]:
@@ -39,10 +43,20 @@ class _Read(Collector):
                                   value=figures["coalesced"])
         yield GaugeMetricFamily("bridge_shadow_queue", "Shadow comparisons waiting for a "
                                 "worker", value=figures["shadow_queue"])
+        breakers = GaugeMetricFamily("bridge_upstream_breaker_open", "1 while an upstream "
+                                     "API's circuit breaker is open (or probing), else 0",
+                                     labels=["api"])
+        for api, state in sorted(figures.get("breakers", {}).items()):
+            breakers.add_metric([api], 0.0 if state == "closed" else 1.0)
+        yield breakers
+        build = GaugeMetricFamily("bridge_build_info", "The running version",
+                                  labels=["version", "python"])
+        build.add_metric([__version__, platform.python_version()], 1.0)
+        yield build
 
 
 class Metrics:
-    def __init__(self, read: Callable[[], dict[str, float]]) -> None:
+    def __init__(self, read: Callable[[], dict[str, Any]]) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter("bridge_legacy_requests", "Legacy requests answered",
                                 ["route", "status"], registry=self.registry)
