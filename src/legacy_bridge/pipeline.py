@@ -91,29 +91,32 @@ class Pipeline:
         return handle
 
     async def handle(self, surface: Surface, request: Request) -> Response:
-        if self.limits is None or not self.limits.active:
-            return await self._handle(surface, request)
-        # a client's own limits (429) before any work; its label, never its token
-        async with self.limits.hold(self.auth.label(request.headers.get("authorization"))):
-            return await self._handle(surface, request)
+        limits = self.limits if self.limits is not None and self.limits.active else None
+        steered = self.board is not None and surface.name in self.board.settings
+        # the client's label (never its token), worked out once, only when needed
+        label = (self.auth.label(request.headers.get("authorization"))
+                 if limits is not None or steered else None)
+        if limits is None or label is None:
+            return await self._handle(surface, request, label)
+        async with limits.hold(label):  # a client's own limits (429) before any work
+            return await self._handle(surface, request, label)
 
-    def _mode(self, surface: Surface, request: Request) -> Mode:
+    def _mode(self, surface: Surface, label: str | None) -> Mode:
         """The table's mode (or BRIDGE_MODE), unless an operator set one while serving
         (runtime.py), for this client's canary share."""
         default = surface.mode or self.mode
-        if self.board is None or surface.name not in self.board.settings:
+        if self.board is None or label is None or surface.name not in self.board.settings:
             return default
-        mode = self.board.mode_for(surface.name,
-                                   self.auth.label(request.headers.get("authorization")),
-                                   default)
+        mode = self.board.mode_for(surface.name, label, default)
         if mode != "graphql" and self.relay is None:
             log.error("runtime mode needs BRIDGE_LEGACY_URL; translating instead",
                       route=surface.name, mode=mode)
             return "graphql"
         return mode
 
-    async def _handle(self, surface: Surface, request: Request) -> Response:
-        mode = self._mode(surface, request)
+    async def _handle(self, surface: Surface, request: Request, label: str | None
+                      ) -> Response:
+        mode = self._mode(surface, label)
         if mode in ("graphql", "graphql-fallback") or (
                 mode == "shadow" and self.primary == "graphql"):
             surface.admit(request)  # the proxy answers: no body is read for a stranger

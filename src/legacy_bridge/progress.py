@@ -107,7 +107,7 @@ class Progress:
                 reset.append(row)
             records.append(self._record(learner, lesson, row))
         if seen or reset:
-            await self._save(seen + reset, positions=False)
+            await self._store(self.store.record_completions, seen + reset)
         return records
 
     def _recent(self, row: LessonRow | None, now: datetime) -> bool:
@@ -149,8 +149,7 @@ class Progress:
         if lock is None:
             lock = self._locks[key] = asyncio.Lock()
         async with lock:
-            row = next((r for r in await self._rows(learner, course)
-                        if r.lesson_id == lesson.lesson_id), None)
+            row = await self._row(learner, course, lesson)
             now = self.now()
             completed = row is not None and row.completed
             if write.completed and not completed:
@@ -245,8 +244,7 @@ class Progress:
         """What `write` would send now. A completion's read is made (as the learner) to
         know which topics are missing; the mutations are listed, never sent."""
         course = self.courses.courses[lesson.course_id]
-        row = next((r for r in await self._rows(learner, course)
-                    if r.lesson_id == lesson.lesson_id), None)
+        row = await self._row(learner, course, lesson)
         t = self.table
         read = (t.done, {t.done_course_variable: course.upstream_id})
         if write.completed and not (row is not None and row.completed):
@@ -314,6 +312,11 @@ class Progress:
     async def _rows(self, learner: Learner, course: Course) -> list[LessonRow]:
         return await self._store(self.store.lessons, learner.user_id, course.course_id)
 
+    async def _row(self, learner: Learner, course: Course, lesson: Lesson
+                   ) -> LessonRow | None:
+        return next((r for r in await self._rows(learner, course)
+                     if r.lesson_id == lesson.lesson_id), None)
+
     async def _apply(self, row: LessonRow, positions: frozenset[str]) -> LessonRow:
         return await self._store(self.store.apply_lesson, row, positions)
 
@@ -324,6 +327,3 @@ class Progress:
         except Exception as exc:
             log.error("progress store failed", error=type(exc).__name__)
             raise StoreFailed("the progress store failed") from None
-
-    async def _save(self, rows: list[LessonRow], positions: bool = True) -> None:
-        await self._store(self.store.put_lessons, rows, positions)

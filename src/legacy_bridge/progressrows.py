@@ -129,15 +129,14 @@ class ProgressRows:
                                             user_id, lesson_id)).fetchone()
         return None if found is None else _lesson_row(found)
 
-    def put_lessons(self, rows: list[LessonRow], positions: bool = True) -> None:
-        """Insert rows, or update existing ones; `positions=False` (what a read saw)
-        leaves stored positions alone, so it never undoes a concurrent save."""
-        kept = ("video_progress = excluded.video_progress, "
-                "last_position = excluded.last_position, " if positions else "")
+    def record_completions(self, rows: list[LessonRow]) -> None:
+        """What a read saw of completion (a first sighting, a platform reset): rows are
+        inserted, or their completion columns updated; stored positions are left alone,
+        so a read never undoes a concurrent save."""
         self._write([(
             "INSERT INTO lesson_progress VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (user_id, lesson_id) DO UPDATE SET course_id = excluded.course_id, "
-            f"completed = excluded.completed, {kept}completed_at = excluded.completed_at, "
+            "completed = excluded.completed, completed_at = excluded.completed_at, "
             "completed_via_proxy_at = excluded.completed_via_proxy_at, "
             "updated_at = excluded.updated_at",
             [(r.user_id, r.lesson_id, r.course_id, int(r.completed), r.video_progress,
