@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from typing import Any
 
 import httpx
 import pytest
 
 from legacy_bridge.emulator.app import DEMO_API_KEY, DEMO_PLAN_TOKEN
-from legacy_bridge.logs import request_id
+from legacy_bridge.logs import foreign_formatter, request_id
 from support import TOKENS, legacy
 
 
@@ -76,3 +77,18 @@ async def test_no_token_or_key_in_any_log_line(
     assert "upstream refused the proxy's API key" in text
     for secret in [*TOKENS, DEMO_API_KEY, "not-a-known-token"]:
         assert secret not in text
+
+
+def test_another_librarys_traceback_is_one_json_line_with_the_exception() -> None:
+    record = logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1,
+                               "Exception in ASGI application", None, None)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record.exc_info = sys.exc_info()
+    line = foreign_formatter().format(record)
+    assert "\n" not in line
+    rendered = json.loads(line)
+    assert rendered["event"] == "Exception in ASGI application"
+    assert rendered["logger"] == "uvicorn.error" and rendered["level"] == "error"
+    assert "ValueError: boom" in rendered["exception"]

@@ -250,6 +250,8 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
                    for _ in range(settings.shadow_workers)]
         await bridge.board.load()  # modes set while an earlier process served
         workers.append(asyncio.create_task(bridge.board.run()))
+        if bridge.metrics.shared is not None:  # other workers answer scrapes too
+            workers.append(asyncio.create_task(bridge.metrics.run()))
         if settings.tokens_file is not None and bridge.auth.mode == "tokens":
             reloader = TokenReloader(settings.tokens_file, bridge.auth, bridge.limits)
             app.state.token_reloader = reloader

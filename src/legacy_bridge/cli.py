@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,7 +20,7 @@ import orjson
 import uvicorn
 from starlette.applications import Starlette
 
-from legacy_bridge import logs
+from legacy_bridge import logs, metrics
 from legacy_bridge.admin import usage_table
 from legacy_bridge.app import create_app
 from legacy_bridge.auth import digest, load_learners
@@ -106,16 +108,29 @@ def serve(**flags: Any) -> None:
     # uvicorn's own access log would repeat our request line without its fields
     # SIGTERM: stop accepting, let in-flight requests finish (bounded), flush, exit
     options: dict[str, Any] = {"host": settings.host, "port": settings.port,
+                               "log_config": logs.uvicorn_config(settings.log_level),
                                "log_level": settings.log_level.lower(), "access_log": False,
                                "timeout_graceful_shutdown": settings.shutdown_timeout}
-    if settings.workers == 1:
-        uvicorn.run(_start(settings), **options)
-        return
-    _start(settings)  # fail here, once, on a bad table or setting
-    # Worker processes build their own app from the environment: flags go there.
-    os.environ.update({f"BRIDGE_{k.upper()}": str(v) for k, v in given.items()})
-    uvicorn.run("legacy_bridge.app:from_environment", factory=True,
-                workers=settings.workers, **options)
+    # With several workers a scrape of any one counts them all, through files in a
+    # directory they share (prometheus-client's multiprocess mode).
+    shared = metrics.shared_dir()
+    own = settings.workers > 1 and shared is None
+    if own:
+        shared = os.environ[metrics.SHARED_DIR] = tempfile.mkdtemp(prefix="legacy-bridge-metrics-")
+    if shared is not None:
+        metrics.prepare_shared_dir(shared)
+    try:
+        if settings.workers == 1:
+            uvicorn.run(_start(settings), **options)
+            return
+        _start(settings)  # fail here, once, on a bad table or setting
+        # Worker processes build their own app from the environment: flags go there.
+        os.environ.update({f"BRIDGE_{k.upper()}": str(v) for k, v in given.items()})
+        uvicorn.run("legacy_bridge.app:from_environment", factory=True,
+                    workers=settings.workers, **options)
+    finally:
+        if own and shared is not None:
+            shutil.rmtree(shared, ignore_errors=True)
 
 
 def _start(settings: Settings) -> Starlette:

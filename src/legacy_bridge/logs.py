@@ -14,6 +14,7 @@ import sys
 import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import structlog
@@ -66,6 +67,33 @@ def to_stdout(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+
+
+def foreign_formatter() -> logging.Formatter:
+    """JSON lines for records that other libraries log (uvicorn's start-up, tracebacks)."""
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name,
+                           structlog.processors.add_log_level,
+                           structlog.processors.TimeStamper(fmt="iso", utc=True)],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info,
+                    structlog.processors.JSONRenderer(serializer=_orjson)])
+
+
+def uvicorn_config(level: str = "INFO") -> dict[str, Any]:
+    """uvicorn's `log_config`: its lines, and any other library's warnings, as JSON on
+    stdout beside the proxy's own. A dict naming a factory, so each worker applies it."""
+    return {
+        "version": 1, "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "legacy_bridge.logs.foreign_formatter"}},
+        "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json",
+                                "stream": "ext://sys.stdout"}},
+        "loggers": {"uvicorn": {"handlers": ["stdout"], "level": level.upper(),
+                                "propagate": False},
+                    "uvicorn.access": {"handlers": ["stdout"], "level": level.upper(),
+                                       "propagate": False}},
+        "root": {"handlers": ["stdout"], "level": "WARNING"},
+    }
 
 
 def get(name: str) -> structlog.stdlib.BoundLogger:
