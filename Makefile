@@ -45,7 +45,7 @@ test-slow: $(STAMP)
 	$(BIN)/pytest -m slow
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench deploy
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
