@@ -10,7 +10,7 @@ LOCK := requirements.lock
 LOCK_FLAGS := --universal --python-version 3.11 --quiet --custom-compile-command 'make lock'
 
 .PHONY: demo test test-slow test-newest lock lint check bench bench-emulator bench-load bench-efficiency \
-	bench-overhead bench-memory bench-data-api bench-course-progress clean
+	bench-overhead bench-memory bench-data-api bench-course-progress manifests clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -43,6 +43,12 @@ test: $(STAMP)
 # the long runs: 5,000 random statements against PostgreSQL, and the like
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow
+
+# The sidecar manifest is the chart rendered with the sidecar example values; CI fails
+# when it is stale (tests/test_deploy.py). Helm's own engine, no helm binary needed.
+manifests: $(STAMP)
+	$(BIN)/python deploy/helm/render.py -f deploy/helm/examples/sidecar.yaml --validate \
+		--out deploy/kubernetes/legacy-client-with-bridge.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench deploy

@@ -219,3 +219,14 @@ def test_check_tables_skips_the_configuration_as_the_image_build_does(
     assert result.stdout.count("ok  ") == 7
     assert "RUN legacy-bridge check --tables" in (
         Path(__file__).resolve().parent.parent / "Dockerfile").read_text()
+
+
+def test_an_unreadable_key_file_stops_serve_with_one_line_naming_the_setting(
+        tokens_file: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "legacy_bridge", "serve"], env={
+        **os.environ, "BRIDGE_TOKENS_FILE": str(tokens_file),
+        "BRIDGE_UPSTREAM_API_KEY_FILE": "/nonexistent/api-key"},
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "BRIDGE_UPSTREAM_API_KEY_FILE: cannot read /nonexistent/api-key (No such file " \
+        "or directory)" in result.stderr

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from legacy_bridge.errors import ConfigError
 from legacy_bridge.modes import Mode, Primary
 
 # The default tables, installed with the package: every command works from any folder.
@@ -147,15 +148,24 @@ class Settings(BaseSettings):
         if self.admin_token is not None:
             return self.admin_token.get_secret_value()
         if self.admin_token_file is not None:
-            return self.admin_token_file.read_text().strip() or None
+            return _read_secret(self.admin_token_file, "BRIDGE_ADMIN_TOKEN_FILE") or None
         return None
 
     def api_key(self) -> str | None:
         if self.upstream_api_key is not None:
             return self.upstream_api_key.get_secret_value()
         if self.upstream_api_key_file is not None:
-            return self.upstream_api_key_file.read_text().strip()
+            return _read_secret(self.upstream_api_key_file, "BRIDGE_UPSTREAM_API_KEY_FILE")
         return None
+
+
+def _read_secret(path: Path, setting: str) -> str:
+    """A secret file's text; one line naming the setting when it cannot be read."""
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"{setting}: cannot read {path} ({exc.strerror}); mount the "
+                          f"secret there or point the setting at it") from None
 
 
 class SettingsError(ValueError):

@@ -166,33 +166,39 @@ seccompProfile:
     - {name: legacy-bridge-data, mountPath: /app/data}
 {{- end -}}
 
-{{/* The volumes the proxy's container mounts. */}}
+{{/* The volumes the proxy's container mounts. `optional: false` is the default, written
+out because podman's kube play (4.3) fails without it. */}}
 {{- define "legacy-bridge.volumes" -}}
 - name: legacy-bridge-upstream
   secret:
     secretName: {{ .Values.upstream.apiKeySecret.name | quote }}
     items: [{key: {{ .Values.upstream.apiKeySecret.key | quote }}, path: api-key}]
+    optional: false
 - name: legacy-bridge-tokens
   {{- if .Values.tokens.existingSecret }}
   secret:
     secretName: {{ .Values.tokens.existingSecret | quote }}
     items: [{key: {{ .Values.tokens.key | quote }}, path: tokens.toml}]
+    optional: false
   {{- else }}
   configMap:
     name: {{ .Values.tokens.existingConfigMap | default (printf "%s-tokens" (include "legacy-bridge.fullname" .)) | quote }}
     items: [{key: {{ .Values.tokens.key | quote }}, path: tokens.toml}]
+    optional: false
   {{- end }}
 {{- if .Values.adminTokenSecret.name }}
 - name: legacy-bridge-admin
   secret:
     secretName: {{ .Values.adminTokenSecret.name | quote }}
     items: [{key: {{ .Values.adminTokenSecret.key | quote }}, path: admin-token}]
+    optional: false
 {{- end }}
 {{- if .Values.upstream.caBundleSecret.name }}
 - name: legacy-bridge-ca
   secret:
     secretName: {{ .Values.upstream.caBundleSecret.name | quote }}
     items: [{key: {{ .Values.upstream.caBundleSecret.key | quote }}, path: ca.crt}]
+    optional: false
 {{- end }}
 - name: legacy-bridge-tmp
   emptyDir: {medium: Memory, sizeLimit: 64Mi}
