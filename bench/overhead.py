@@ -1,29 +1,33 @@
-"""What the proxy costs over calling GraphQL directly, and over a bare relay.
+"""What the proxy costs over calling GraphQL directly, and over a bare relay,
+on distinct requests (the honest load) and on one page asked by everyone at once.
 
-Three ways to get one page of /users, each against the same upstream, which
-answers from a precomputed response so its own cost does not hide the
-proxy's:
+Targets, each against the same upstream, which answers from precomputed pages
+so its own cost does not hide theirs:
 
 - direct: the client POSTs the GraphQL query to the upstream itself;
 - relay: a Starlette + httpx app that forwards the bytes untouched (the floor
-  of this stack);
-- proxy: legacy-bridge, translating the legacy GET into GraphQL and back.
+  of this stack: no parsing, no rewriting);
+- proxy: legacy-bridge, translating the legacy GET into GraphQL and back, with
+  1 and 2 workers.
 
-For per_page 10 and 100 and 1 and 2 uvicorn workers it reports p50/p99
-latency at concurrency 1 (the three paths interleaved request by request, so
-a slow moment of the machine lands on all of them alike), requests per second
-at concurrency 8, and server CPU microseconds per request from the servers'
-own accounting (/proc/PID/stat, children included), the figure that holds on
-a noisy machine.
+Load: wrk, one thread, 16 connections. **distinct**: 400 different pages in
+turn (`per_page` 51..100 x 4 sorts x 2 orders of /users), so no two requests
+in flight are identical and nothing is coalesced; **coalesced**: every
+connection asks for the same page, so identical in-flight upstream requests
+are sent once. Each cell is the median of 3 runs; CPU is the server's own
+accounting (/proc/PID/stat, its worker processes included) per request, the
+figure that holds on a noisy machine; upstream requests per client request
+are read from the proxy's /metrics.
 
-    python bench/overhead.py [--requests 2000] [--write-readme]
+    python bench/overhead.py [--seconds 10] [--runs 3] [--write-readme]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
+import re
+import shutil
 import signal
 import socket
 import statistics
@@ -44,6 +48,10 @@ TOKEN = "bench-token"
 KEY = "bench-key"
 ENDPOINT = "/api/public/api/v1/learning-plan-progress/graphql"
 TICK = os.sysconf("SC_CLK_TCK")
+SIZES = range(51, 101)
+SORTS = ("email", "last_seen", "steps_completed", "subscribed_at")
+ORDERS = ("asc", "desc")
+CONNECTIONS = 16
 
 
 # -- the servers ----------------------------------------------------------------
@@ -63,7 +71,8 @@ def _page(size: int) -> bytes:
 
 
 def upstream_app() -> Any:
-    bodies = {10: _page(10), 100: _page(100)}
+    bodies = {size: _page(size) for size in (*SIZES, 10)}
+    first = re.compile(rb'"first":(\d+)|per_page=(\d+)')
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -74,8 +83,9 @@ def upstream_app() -> Any:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        big = b'"first":100' in body or b"per_page=100" in scope["query_string"]
-        payload = bodies[100 if big else 10]
+        found = first.search(body) or first.search(scope["query_string"])
+        size = int(next(g for g in found.groups() if g)) if found else 10
+        payload = bodies.get(size) or _page(size)
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(payload)).encode())]})
@@ -147,67 +157,104 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 @dataclass
 class Result:
+    rps: float
     p50: float
     p99: float
-    rps: float
     cpu_us: float
+    upstream_per_request: float | None
 
 
-def latencies(requests: dict[str, httpx.Request], count: int) -> dict[str, list[float]]:
-    """Concurrency-1 latency of each setup, interleaved request by request.
-
-    Taking one sample of each setup in turn means a slow moment of the machine
-    lands on all of them alike, instead of on whichever setup ran then.
-    """
-    samples: dict[str, list[float]] = {name: [] for name in requests}
-    clients = {name: httpx.Client() for name in requests}
-    try:
-        for _ in range(50):  # warm up connections, caches, lazy imports
-            for name, request in requests.items():
-                clients[name].send(request).raise_for_status()
-        for _ in range(count):
-            for name, request in requests.items():
-                started = time.perf_counter()
-                clients[name].send(request).raise_for_status()
-                samples[name].append((time.perf_counter() - started) * 1000)
-    finally:
-        for client in clients.values():
-            client.close()
-    return samples
+@dataclass
+class Target:
+    name: str
+    base: str
+    pid: int
+    method: str = "GET"
+    headers: dict[str, str] | None = None
+    metrics: str | None = None  # the proxy's /metrics, for its upstream requests
 
 
-def throughput(request: httpx.Request, server_pid: int, requests: int) -> tuple[float, float]:
-    """(requests per second at concurrency 8, server CPU microseconds per request)."""
-    async def concurrent() -> float:
-        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=8)) as client:
-            async def worker(n: int) -> None:
-                for _ in range(n):
-                    (await client.send(request)).raise_for_status()
-
-            started = time.perf_counter()
-            await asyncio.gather(*(worker(requests // 8) for _ in range(8)))
-            return time.perf_counter() - started
-
-    cpu_before = cpu_seconds(server_pid)
-    elapsed = asyncio.run(concurrent())
-    cpu = cpu_seconds(server_pid) - cpu_before
-    done = requests // 8 * 8
-    return done / elapsed, cpu / done * 1e6
+def legacy_paths(distinct: bool) -> list[str]:
+    if not distinct:
+        return [f"/api/v2/plans/{PLAN}/users?per_page=100"]
+    return [f"/api/v2/plans/{PLAN}/users?per_page={size}&sort={sort}&order={order}"
+            for size in SIZES for sort in SORTS for order in ORDERS]
 
 
-def measure(setups: dict[str, tuple[httpx.Request, int]], requests: int) -> dict[str, Result]:
-    timings = latencies({name: request for name, (request, _) in setups.items()}, requests)
-    results = {}
-    for name, (request, pid) in setups.items():
-        q = statistics.quantiles(timings[name], n=100)
-        rps, cpu_us = throughput(request, pid, requests)
-        results[name] = Result(q[49], q[98], rps, cpu_us)
-    return results
+def graphql_bodies(query: str, distinct: bool) -> list[bytes]:
+    values = {"email": "EMAIL", "last_seen": "LAST_ACTIVE",
+              "steps_completed": "STEPS_COMPLETED", "subscribed_at": "SUBSCRIBED_AT"}
+    combos = ([(size, sort, order) for size in SIZES for sort in SORTS for order in ORDERS]
+              if distinct else [(100, "email", "asc")])
+    return [orjson.dumps({"query": query, "operationName": "LegacyUsers", "variables": {
+        "input": {"filter": {"learningPlanId": PLAN}, "orderBy": values[sort],
+                  "order": order.upper(), "first": size}}}) for size, sort, order in combos]
+
+
+def _lua_string(text: str) -> str:
+    return "[==[" + text + "]==]"
+
+
+def wrk_script(target: Target, paths: list[str], bodies: list[bytes] | None) -> str:
+    """A wrk script that sends each of the requests in turn."""
+    lines = ["local requests = {}"]
+    headers = ", ".join(f"[ {_lua_string(k)} ] = {_lua_string(v)}"
+                        for k, v in (target.headers or {}).items())
+    for i, path in enumerate(paths):
+        body = _lua_string(bodies[i].decode()) if bodies else "nil"
+        lines.append(f"requests[{i + 1}] = wrk.format({_lua_string(target.method)}, "
+                     f"{_lua_string(path)}, {{{headers}}}, {body})")
+    lines += ["local i = 0", "request = function()", "  i = i % #requests + 1",
+              "  return requests[i]", "end"]
+    return "\n".join(lines) + "\n"
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(target: Target, script: Path, seconds: int) -> tuple[float, float, float, int]:
+    """(req/s, p50 ms, p99 ms, requests) of one wrk run."""
+    out = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
+                          "-s", str(script), target.base], capture_output=True, text=True,
+                         check=True).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise SystemExit(f"{target.name}: failed requests\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    done = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return rps, p50, p99, done
+
+
+def upstream_sent(metrics: str) -> float:
+    text = httpx.get(metrics).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("bridge_upstream_requests_total{"))
+
+
+def measure(target: Target, script: Path, seconds: int, runs: int) -> Result:
+    wrk(target, script, 2)  # warm up: connections, caches, lazy imports
+    samples = []
+    for _ in range(runs):
+        cpu_before = cpu_seconds(target.pid)
+        sent_before = upstream_sent(target.metrics) if target.metrics else 0.0
+        rps, p50, p99, done = wrk(target, script, seconds)
+        cpu = cpu_seconds(target.pid) - cpu_before
+        sent = (upstream_sent(target.metrics) - sent_before) / done if target.metrics else None
+        samples.append(Result(rps, p50, p99, cpu / done * 1e6, sent))
+    mid = statistics.median
+    sent_all = [s.upstream_per_request for s in samples if s.upstream_per_request is not None]
+    return Result(mid(s.rps for s in samples), mid(s.p50 for s in samples),
+                  mid(s.p99 for s in samples), mid(s.cpu_us for s in samples),
+                  mid(sent_all) if sent_all else None)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--write-readme", action="store_true")
     parser.add_argument("--serve", choices=["upstream", "relay"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -220,14 +267,16 @@ def main() -> None:
                     workers=args.workers, log_level="error", access_log=False,
                     app_dir=str(Path(__file__).parent))
         return
-    table = run(args.requests)
+    if shutil.which("wrk") is None:
+        raise SystemExit("the load generator is wrk: apt-get install wrk")
+    table = run(args.seconds, args.runs)
     print(table)
     if args.write_readme:
         from readme import write_section
         write_section("proxy-overhead", "make bench-overhead", table)
 
 
-def run(requests: int) -> str:
+def run(seconds: int, runs: int) -> str:
     from legacy_bridge.auth import digest
     from legacy_bridge.mapping import load_mappings
     from legacy_bridge.query import connection_document
@@ -242,66 +291,68 @@ def run(requests: int) -> str:
     upstream_url = f"http://127.0.0.1:{up_port}"
     upstream = start([*me, "--serve", "upstream", "--port", str(up_port), "--workers", "2"],
                      {}, upstream_url)
-    rows: list[str] = []
+    processes = [upstream]
+    targets = [Target("direct GraphQL call", upstream_url, upstream.pid, "POST",
+                      {"Authorization": f"Token {KEY}", "Content-Type": "application/json"})]
     try:
+        relay_port = free_port()
+        relay = start([*me, "--serve", "relay", "--port", str(relay_port)],
+                      {"RELAY_UPSTREAM": upstream_url}, f"http://127.0.0.1:{relay_port}/x")
+        processes.append(relay)
+        targets.append(Target("bare Starlette + httpx relay", f"http://127.0.0.1:{relay_port}",
+                              relay.pid))
         for workers in (1, 2):
-            relay_port, proxy_port = free_port(), free_port()
-            relay = start([*me, "--serve", "relay", "--port", str(relay_port), "--workers",
-                           str(workers)], {"RELAY_UPSTREAM": upstream_url},
-                          f"http://127.0.0.1:{relay_port}/x")
+            port = free_port()
             proxy = start([sys.executable, "-m", "legacy_bridge", "serve"], {
                 "BRIDGE_UPSTREAM_URL": upstream_url, "BRIDGE_UPSTREAM_API_KEY": KEY,
                 "BRIDGE_TOKENS_FILE": str(work / "tokens.toml"),
-                "BRIDGE_MAPPINGS_DIR": str(ROOT / "mappings"), "BRIDGE_PORT": str(proxy_port),
-                "BRIDGE_WORKERS": str(workers), "BRIDGE_LOG_LEVEL": "WARNING"},
-                f"http://127.0.0.1:{proxy_port}/healthz")
-            try:
-                for per_page in (10, 100):
-                    legacy = f"/api/v2/plans/{PLAN}/users?per_page={per_page}"
-                    variables = {"input": {"filter": {"learningPlanId": PLAN},
-                                           "orderBy": "EMAIL", "order": "ASC",
-                                           "first": per_page}}
-                    graphql = orjson.dumps({"query": query, "variables": variables,
-                                            "operationName": "LegacyUsers"})
-                    setups = {
-                        "direct": (httpx.Request("POST", upstream_url + ENDPOINT,
-                                                 content=graphql, headers={
-                                                     "Authorization": f"Token {KEY}",
-                                                     "Content-Type": "application/json"}),
-                                   upstream.pid),
-                        "relay": (httpx.Request("GET", f"http://127.0.0.1:{relay_port}"
-                                                + legacy), relay.pid),
-                        "proxy": (httpx.Request("GET", f"http://127.0.0.1:{proxy_port}" + legacy,
-                                                headers={"Authorization": f"Bearer {TOKEN}"}),
-                                  proxy.pid),
-                    }
-                    results = measure(setups, requests)
-                    direct = results["direct"]
-                    for name, r in results.items():
-                        added = f"{r.p50 - direct.p50:.2f}" if name != "direct" else "-"
-                        rows.append(f"| {per_page} | {workers} | {name} | {r.p50:.2f} | "
-                                    f"{r.p99:.2f} | {added} | {r.rps:,.0f} | {r.cpu_us:,.0f} |")
-                    relay_r, proxy_r = results["relay"], results["proxy"]
-                    rows.append(
-                        f"| {per_page} | {workers} | **proxy / relay** | | | "
-                        f"**{(proxy_r.p50 - direct.p50) / (relay_r.p50 - direct.p50):.2f}×** | "
-                        f"| **{proxy_r.cpu_us / relay_r.cpu_us:.2f}×** |")
-            finally:
-                stop(relay)
-                stop(proxy)
+                "BRIDGE_MAPPINGS_DIR": str(ROOT / "mappings"), "BRIDGE_PORT": str(port),
+                "BRIDGE_WORKERS": str(workers), "BRIDGE_LOG_LEVEL": "WARNING",
+                "BRIDGE_STORE_URL": f"sqlite:///{work}/store-{workers}.sqlite3"},
+                f"http://127.0.0.1:{port}/healthz")
+            processes.append(proxy)
+            targets.append(Target(f"legacy-bridge, {workers} worker{'s' * (workers > 1)}",
+                                  f"http://127.0.0.1:{port}", proxy.pid,
+                                  headers={"Authorization": f"Bearer {TOKEN}"},
+                                  metrics=f"http://127.0.0.1:{port}/metrics"))
+        rows: list[str] = []
+        results: dict[tuple[str, str], Result] = {}
+        for mode in ("distinct", "coalesced"):
+            distinct = mode == "distinct"
+            for target in targets:
+                script = work / "load.lua"
+                if target.method == "POST":
+                    bodies = graphql_bodies(query, distinct)
+                    script.write_text(wrk_script(target, [ENDPOINT] * len(bodies), bodies))
+                else:
+                    script.write_text(wrk_script(target, legacy_paths(distinct), None))
+                r = results[(mode, target.name)] = measure(target, script, seconds, runs)
+                per = "1.00 (by construction)" if r.upstream_per_request is None else \
+                    f"{r.upstream_per_request:.2f}"
+                rows.append(f"| {mode} | {target.name} | {r.rps:,.0f} | {r.p50:.1f} | "
+                            f"{r.p99:.1f} | {r.cpu_us:,.0f} | {per} |")
+        relay_r = results[("distinct", targets[1].name)]
+        proxy_r = results[("distinct", targets[2].name)]
+        ratios = (f"Distinct, 1 worker, legacy-bridge / relay: req/s "
+                  f"**{proxy_r.rps / relay_r.rps:.2f}×**, "
+                  f"p99 **{proxy_r.p99 / relay_r.p99:.2f}×**, "
+                  f"server CPU per request **{proxy_r.cpu_us / relay_r.cpu_us:.2f}×**.")
     finally:
-        stop(upstream)
-    table = "\n".join([
-        f"{requests:,} requests per cell at concurrency 1 (latency; the three paths "
-        f"interleaved request by request), then {requests // 8 * 8:,} at concurrency 8 "
-        "(throughput, CPU). Upstream: precomputed answer, 2 workers. CPU is the server's "
-        "own (all its worker processes), per request.",
+        for process in processes:
+            stop(process)
+    return "\n".join([
+        f"wrk, 1 thread, {CONNECTIONS} connections, {seconds} s per run, median of {runs} "
+        "runs. distinct: 400 different pages in turn (per_page 51..100 × 4 sorts × 2 "
+        "orders of /users); coalesced: one page (per_page 100) for everyone. Upstream: "
+        "precomputed answers, 2 workers; the relay 1 worker. CPU is the server's own (all "
+        "its worker processes), per request.",
         "",
-        "| per_page | workers | path | p50 ms | p99 ms | added over direct, p50 ms "
-        "| req/s at c=8 | server CPU µs/req |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|",
-        *rows])
-    return table
+        "| load | target | req/s | p50 ms | p99 ms | server CPU µs/req | upstream requests "
+        "per request |",
+        "|---|---|---:|---:|---:|---:|---:|",
+        *rows,
+        "",
+        ratios])
 
 
 if __name__ == "__main__":

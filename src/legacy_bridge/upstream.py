@@ -15,15 +15,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-import ssl
 import time
-import urllib.request
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -33,7 +30,6 @@ from legacy_bridge import logs, tracing
 from legacy_bridge.breaker import Breaker
 from legacy_bridge.errors import (
     BridgeError,
-    ConfigError,
     LeaderCancelled,
     RateLimited,
     SchemaUnavailable,
@@ -46,6 +42,7 @@ from legacy_bridge.errors import (
     UpstreamUnreachable,
 )
 from legacy_bridge.query import Document
+from legacy_bridge.transport import outbound_transport
 
 log = logs.get("legacy_bridge.upstream")
 
@@ -78,30 +75,6 @@ class Policy:
     concurrency: int = 100
     queue_timeout: float = 5.0
     max_response_bytes: int = 16 * 1024 * 1024
-
-
-def outbound_transport(base_url: str, connections: int,
-                       ca_file: Path | None = None) -> httpx.AsyncHTTPTransport:
-    """The connection pool to the upstream: through the egress proxy the environment
-    names for its scheme (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`), unless `NO_PROXY`
-    covers its host or it is on loopback, and trusting `ca_file`
-    (BRIDGE_UPSTREAM_CA_FILE) when given."""
-    parts = urlsplit(base_url)
-    proxies = urllib.request.getproxies()
-    proxy = None
-    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")  # a sidecar's upstream
-    if parts.hostname and not loopback and not urllib.request.proxy_bypass(parts.hostname):
-        proxy = proxies.get(parts.scheme) or proxies.get("all")
-    verify: ssl.SSLContext | bool = True
-    if ca_file is not None:
-        try:
-            verify = ssl.create_default_context(cafile=str(ca_file))
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"BRIDGE_UPSTREAM_CA_FILE {ca_file}: {exc}") from None
-    return httpx.AsyncHTTPTransport(
-        limits=httpx.Limits(max_connections=connections,
-                            max_keepalive_connections=connections),
-        proxy=proxy, verify=verify)
 
 
 class Upstream:

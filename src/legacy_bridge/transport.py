@@ -1,0 +1,171 @@
+"""The connection pools to the upstream: httpx's transport, made cheap per request.
+
+Profiled under many distinct requests at once (README, Benchmarks), two parts of
+the stock stack cost more than the proxy's own work:
+
+- httpcore's pool walks every connection it holds for every request it assigns
+  and every answer it releases (is it idle, has it expired, is its socket
+  readable), so one pool of many connections costs each request in proportion to
+  the concurrency. `Shards` takes several small pools in turn.
+- httpcore's anyio streams go through anyio's typed-attribute and cancel-scope
+  machinery for each read and write, and ask the kernel (a poll) whether an idle
+  socket is readable. `AsyncioBackend` is httpcore's network-backend interface on
+  plain asyncio streams: the event loop already knows when a peer closed.
+
+Semantics are httpx's: same exceptions, timeouts, TLS, proxies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+import typing
+import urllib.request
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpcore
+import httpx
+
+from legacy_bridge.errors import ConfigError
+
+SHARDS = 16  # pools at most; each holds a share of BRIDGE_UPSTREAM_CONCURRENCY
+SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None,
+                                                                                  int]
+
+
+@contextlib.contextmanager
+def _mapped(errors: dict[type[BaseException], type[Exception]]) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        for kind, to in errors.items():
+            if isinstance(exc, kind):
+                raise to(exc) from exc
+        raise
+
+
+class _Stream(httpcore.AsyncNetworkStream):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader, self._writer = reader, writer
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        with _mapped({TimeoutError: httpcore.ReadTimeout, OSError: httpcore.ReadError}):
+            if timeout is None:
+                return await self._reader.read(max_bytes)
+            async with asyncio.timeout(timeout):
+                return await self._reader.read(max_bytes)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        with _mapped({TimeoutError: httpcore.WriteTimeout, OSError: httpcore.WriteError}):
+            if self._writer.transport.is_closing():
+                raise httpcore.WriteError("the connection is closed")
+            self._writer.write(buffer)
+            async with asyncio.timeout(timeout):
+                await self._writer.drain()
+
+    async def aclose(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await self._writer.wait_closed()
+
+    async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
+        with _mapped({TimeoutError: httpcore.ConnectTimeout, OSError: httpcore.ConnectError}):
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
+            except BaseException:
+                await self.aclose()
+                raise
+        return self
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        if info == "is_readable":
+            # An idle keep-alive connection is readable only when the peer closed it or
+            # sent something unasked; the event loop has already seen either.
+            return self._reader.at_eof() or self._writer.transport.is_closing()
+        names = {"ssl_object": "ssl_object", "client_addr": "sockname",
+                 "server_addr": "peername", "socket": "socket"}
+        return self._writer.get_extra_info(names[info]) if info in names else None
+
+
+class AsyncioBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend on asyncio streams (uvloop's, under uvicorn)."""
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                          local_address: str | None = None,
+                          socket_options: Iterable[SocketOption] | None = None,
+                          ) -> httpcore.AsyncNetworkStream:
+        local = (local_address, 0) if local_address else None
+        with _mapped({TimeoutError: httpcore.ConnectTimeout, OSError: httpcore.ConnectError}):
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(host, port, local_addr=local)
+        raw: socket.socket = writer.get_extra_info("socket")
+        for option in socket_options or ():
+            raw.setsockopt(*option)
+        return _Stream(reader, writer)
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: Iterable[SocketOption] | None = None,
+                                  ) -> httpcore.AsyncNetworkStream:
+        with _mapped({TimeoutError: httpcore.ConnectTimeout, OSError: httpcore.ConnectError}):
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_unix_connection(path)
+        return _Stream(reader, writer)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class Shards(httpx.AsyncBaseTransport):
+    """Several small connection pools to one upstream, taken in turn."""
+
+    def __init__(self, pools: list[httpx.AsyncHTTPTransport]) -> None:
+        self.pools = pools
+        self._next = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self._next = (self._next + 1) % len(self.pools)
+        return await self.pools[self._next].handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for pool in self.pools:
+            await pool.aclose()
+
+
+def outbound_transport(base_url: str, connections: int,
+                       ca_file: Path | None = None) -> Shards:
+    """The connection pools to the upstream: through the egress proxy the environment
+    names for its scheme (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`), unless `NO_PROXY`
+    covers its host or it is on loopback, and trusting `ca_file`
+    (BRIDGE_UPSTREAM_CA_FILE) when given. `connections` in all."""
+    parts = urlsplit(base_url)
+    proxies = urllib.request.getproxies()
+    proxy = None
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")  # a sidecar's upstream
+    if parts.hostname and not loopback and not urllib.request.proxy_bypass(parts.hostname):
+        proxy = proxies.get(parts.scheme) or proxies.get("all")
+    verify: ssl.SSLContext | bool = True
+    if ca_file is not None:
+        try:
+            verify = ssl.create_default_context(cafile=str(ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"BRIDGE_UPSTREAM_CA_FILE {ca_file}: {exc}") from None
+    shards = max(1, min(SHARDS, connections // 4))
+    each = -(-connections // shards)
+    pools = []
+    for _ in range(shards):
+        pool = httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=each, max_keepalive_connections=each),
+            proxy=proxy, verify=verify)
+        # httpx takes no network backend; its pool (or proxy pool) is httpcore's, which
+        # makes every connection with the backend it holds (versions pinned in the lock)
+        pool._pool._network_backend = AsyncioBackend()
+        pools.append(pool)
+    return Shards(pools)
