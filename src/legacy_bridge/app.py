@@ -56,6 +56,7 @@ from legacy_bridge.shadow import Shadow
 from legacy_bridge.sqlmap import load_data_api
 from legacy_bridge.store import Store
 from legacy_bridge.tokenreload import TokenReloader
+from legacy_bridge.transport import asyncio_declared
 from legacy_bridge.upstream import Policy, Upstream
 from legacy_bridge.usage import Usage
 
@@ -245,23 +246,24 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        flusher = asyncio.create_task(bridge.usage.run(settings.usage_flush_seconds))
-        workers = [asyncio.create_task(bridge.shadow.run())
-                   for _ in range(settings.shadow_workers)]
-        await bridge.board.load()  # modes set while an earlier process served
-        workers.append(asyncio.create_task(bridge.board.run()))
-        if bridge.metrics.shared is not None:  # other workers answer scrapes too
-            workers.append(asyncio.create_task(bridge.metrics.run()))
-        if settings.tokens_file is not None and bridge.auth.mode == "tokens":
-            reloader = TokenReloader(settings.tokens_file, bridge.auth, bridge.limits)
-            app.state.token_reloader = reloader
-            workers.append(asyncio.create_task(reloader.watch(settings.tokens_reload_seconds)))
-        yield
-        await bridge.shadow.drain(settings.shutdown_timeout / 2)
-        for worker in workers:
-            worker.cancel()
-        flusher.cancel()
-        await bridge.aclose()
+        with asyncio_declared():  # httpcore asks, several times per request
+            flusher = asyncio.create_task(bridge.usage.run(settings.usage_flush_seconds))
+            workers = [asyncio.create_task(bridge.shadow.run())
+                       for _ in range(settings.shadow_workers)]
+            await bridge.board.load()  # modes set while an earlier process served
+            workers.append(asyncio.create_task(bridge.board.run()))
+            if bridge.metrics.shared is not None:  # other workers answer scrapes too
+                workers.append(asyncio.create_task(bridge.metrics.run()))
+            if settings.tokens_file is not None and bridge.auth.mode == "tokens":
+                reloader = TokenReloader(settings.tokens_file, bridge.auth, bridge.limits)
+                app.state.token_reloader = reloader
+                workers.append(asyncio.create_task(reloader.watch(settings.tokens_reload_seconds)))
+            yield
+            await bridge.shadow.drain(settings.shutdown_timeout / 2)
+            for worker in workers:
+                worker.cancel()
+            flusher.cancel()
+            await bridge.aclose()
 
     routes = [StarletteRoute(c.route.path, pipeline.endpoint(RestRoute(
                   c, bridge.auth, bridge.upstream, bridge.checkpoints, bridge.usage, limits)),

@@ -12,6 +12,11 @@ the stock stack cost more than the proxy's own work:
   socket is readable. `AsyncioBackend` is httpcore's network-backend interface on
   plain asyncio streams: the event loop already knows when a peer closed.
 
+- httpcore asks sniffio which event loop runs for every lock, event and shielded
+  close (several per request), and sniffio answers by importing and asking asyncio
+  each time. `asyncio_declared` says it once for the serving thread, through
+  sniffio's own declaration (`thread_local.name`).
+
 Semantics are httpx's: same exceptions, timeouts, TLS, proxies.
 """
 
@@ -29,6 +34,7 @@ from urllib.parse import urlsplit
 
 import httpcore
 import httpx
+import sniffio
 
 from legacy_bridge.errors import ConfigError
 
@@ -121,6 +127,17 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+@contextlib.contextmanager
+def asyncio_declared() -> Iterator[None]:
+    """While the app serves, this thread's async library is asyncio, for sniffio."""
+    before = sniffio.thread_local.name
+    sniffio.thread_local.name = "asyncio"
+    try:
+        yield
+    finally:
+        sniffio.thread_local.name = before
 
 
 class Shards(httpx.AsyncBaseTransport):
