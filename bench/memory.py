@@ -1,7 +1,8 @@
 """Resident memory of the cursor checkpoint cache with 0, 100k and 1M checkpoints.
 
-Each checkpoint is stored as the proxy stores it (query key, offset, an
-opaque cursor of the emulator's size); the figure is the process's RSS
+Each checkpoint is stored as the proxy stores it (query key, offset, and a
+distinct cursor made by the emulator's own codec: a signed base64url
+`body.signature`, as real upstreams hand out); the figure is the process's RSS
 (/proc/self/status) after filling a fresh cache, in a fresh process each.
 
     python bench/memory.py [--write-readme]
@@ -15,8 +16,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+from legacy_bridge.emulator.cursors import CursorCodec
+
 SIZES = [0, 100_000, 1_000_000]
-CURSOR = "WyIyMDI0LTAyLTEzVDA3OjM4OjAwWiIsMzY3LCI1ZDdhMjZjZDYxYmQ1NDU5Il0.ixXlqZIP3prg1rT1"
+FINGERPRINT = "5d7a26cd61bd5459"
+
+
+CODEC = CursorCodec(b"bench")
+
+
+def cursor(i: int) -> str:
+    return CODEC.encode((f"2024-02-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00Z", i),
+                        FINGERPRINT)
 
 
 def rss_mib() -> float:
@@ -37,7 +48,7 @@ def fill(count: int) -> tuple[float, float]:
     async def run() -> None:
         for i in range(count):
             # 100 queries, each crawled to 10,000 pages: offsets grow per query
-            await cache.store(queries[i % 100], (i // 100 + 1) * 100, f"{CURSOR}{i}")
+            await cache.store(queries[i % 100], (i // 100 + 1) * 100, cursor(i))
 
     asyncio.run(run())
     assert len(cache) == count
@@ -61,8 +72,8 @@ def main() -> None:
         per = f"{(after - before) * 1024 * 1024 / size:.0f}" if size else "-"
         rows.append(f"| {size:,} | {after:.0f} | {after - before:.0f} | {per} |")
     table = "\n".join([
-        f"Cursors of {len(CURSOR) + 6} characters, 100 queries; RSS of a fresh process after "
-        "filling the cache.",
+        f"Cursors of about {len(cursor(500_000))} characters (the emulator's signed base64url), "
+        "100 queries; RSS of a fresh process after filling the cache.",
         "",
         "| checkpoints | RSS MiB | of which the cache, MiB | bytes per checkpoint |",
         "|---:|---:|---:|---:|", *rows])

@@ -8,7 +8,12 @@ so its own cost does not hide theirs:
 - relay: a Starlette + httpx app that forwards the bytes untouched (the floor
   of this stack: no parsing, no rewriting);
 - proxy: legacy-bridge, translating the legacy GET into GraphQL and back, with
-  1 and 2 workers.
+  1 and 2 workers;
+- the Node peer (bench/node-peer, versions pinned in its package-lock.json):
+  sofa-api serving a REST GET from the same GraphQL query, once with a plain
+  `fetch` resolver and once the standard way (a remote schema through
+  @graphql-tools/wrap). It answers the GraphQL shape, not the legacy one: less
+  work than the proxy's rewrite.
 
 Load: wrk, one thread, 16 connections. **distinct**: 400 different pages in
 turn (`per_page` 51..100 x 4 sorts x 2 orders of /users), so no two requests
@@ -172,23 +177,56 @@ class Target:
     method: str = "GET"
     headers: dict[str, str] | None = None
     metrics: str | None = None  # the proxy's /metrics, for its upstream requests
+    sofa: bool = False  # asks sofa-api's REST route, not the legacy one
+
+
+def combos(distinct: bool) -> list[tuple[int, str, str]]:
+    if not distinct:
+        return [(100, "email", "asc")]
+    return [(size, sort, order) for size in SIZES for sort in SORTS for order in ORDERS]
+
+
+SORT_ENUM = {"email": "EMAIL", "last_seen": "LAST_ACTIVE", "steps_completed": "STEPS_COMPLETED",
+             "subscribed_at": "SUBSCRIBED_AT"}
+
+
+def sofa_paths(distinct: bool) -> list[str]:
+    from urllib.parse import quote
+    return ["/api/learning-plan-progress?input=" + quote(orjson.dumps({
+        "filter": {"learningPlanId": PLAN}, "orderBy": SORT_ENUM[sort],
+        "order": order.upper(), "first": size}).decode()) for size, sort, order in combos(distinct)]
+
+
+def start_node_peers(upstream_url: str) -> list[tuple[str, subprocess.Popen[bytes], str]]:
+    """The sofa-api peers, installed from their lock on first use; none without Node."""
+    peer = Path(__file__).resolve().parent / "node-peer"
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        print("no Node.js: the sofa-api rows are left out", file=sys.stderr)
+        return []
+    if not (peer / "node_modules").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=peer,
+                       check=True)
+    peers = []
+    for mode, name in (("fetch", "sofa-api (Node), plain fetch resolver"),
+                       ("remote", "sofa-api (Node), standard remote schema")):
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        process = start(["node", str(peer / "server.mjs"), str(port), upstream_url, mode], {},
+                        base + sofa_paths(False)[0])
+        peers.append((name, process, base))
+    return peers
 
 
 def legacy_paths(distinct: bool) -> list[str]:
-    if not distinct:
-        return [f"/api/v2/plans/{PLAN}/users?per_page=100"]
     return [f"/api/v2/plans/{PLAN}/users?per_page={size}&sort={sort}&order={order}"
-            for size in SIZES for sort in SORTS for order in ORDERS]
+            for size, sort, order in combos(distinct)]
 
 
 def graphql_bodies(query: str, distinct: bool) -> list[bytes]:
-    values = {"email": "EMAIL", "last_seen": "LAST_ACTIVE",
-              "steps_completed": "STEPS_COMPLETED", "subscribed_at": "SUBSCRIBED_AT"}
-    combos = ([(size, sort, order) for size in SIZES for sort in SORTS for order in ORDERS]
-              if distinct else [(100, "email", "asc")])
     return [orjson.dumps({"query": query, "operationName": "LegacyUsers", "variables": {
-        "input": {"filter": {"learningPlanId": PLAN}, "orderBy": values[sort],
-                  "order": order.upper(), "first": size}}}) for size, sort, order in combos]
+        "input": {"filter": {"learningPlanId": PLAN}, "orderBy": SORT_ENUM[sort],
+                  "order": order.upper(), "first": size}}})
+            for size, sort, order in combos(distinct)]
 
 
 def _lua_string(text: str) -> str:
@@ -196,15 +234,16 @@ def _lua_string(text: str) -> str:
 
 
 def wrk_script(target: Target, paths: list[str], bodies: list[bytes] | None) -> str:
-    """A wrk script that sends each of the requests in turn."""
-    lines = ["local requests = {}"]
+    """A wrk script that sends each of the requests in turn (made in `init`, once wrk
+    knows the Host header: Node refuses a request without one)."""
+    lines = ["local requests = {}", "init = function(args)"]
     headers = ", ".join(f"[ {_lua_string(k)} ] = {_lua_string(v)}"
                         for k, v in (target.headers or {}).items())
     for i, path in enumerate(paths):
         body = _lua_string(bodies[i].decode()) if bodies else "nil"
-        lines.append(f"requests[{i + 1}] = wrk.format({_lua_string(target.method)}, "
+        lines.append(f"  requests[{i + 1}] = wrk.format({_lua_string(target.method)}, "
                      f"{_lua_string(path)}, {{{headers}}}, {body})")
-    lines += ["local i = 0", "request = function()", "  i = i % #requests + 1",
+    lines += ["end", "local i = 0", "request = function()", "  i = i % #requests + 1",
               "  return requests[i]", "end"]
     return "\n".join(lines) + "\n"
 
@@ -301,6 +340,9 @@ def run(seconds: int, runs: int) -> str:
         processes.append(relay)
         targets.append(Target("bare Starlette + httpx relay", f"http://127.0.0.1:{relay_port}",
                               relay.pid))
+        for name, process, base in start_node_peers(upstream_url):
+            processes.append(process)
+            targets.append(Target(name, base, process.pid, sofa=True))
         for workers in (1, 2):
             port = free_port()
             proxy = start([sys.executable, "-m", "legacy_bridge", "serve"], {
@@ -324,6 +366,8 @@ def run(seconds: int, runs: int) -> str:
                 if target.method == "POST":
                     bodies = graphql_bodies(query, distinct)
                     script.write_text(wrk_script(target, [ENDPOINT] * len(bodies), bodies))
+                elif target.sofa:
+                    script.write_text(wrk_script(target, sofa_paths(distinct), None))
                 else:
                     script.write_text(wrk_script(target, legacy_paths(distinct), None))
                 r = results[(mode, target.name)] = measure(target, script, seconds, runs)
@@ -331,12 +375,12 @@ def run(seconds: int, runs: int) -> str:
                     f"{r.upstream_per_request:.2f}"
                 rows.append(f"| {mode} | {target.name} | {r.rps:,.0f} | {r.p50:.1f} | "
                             f"{r.p99:.1f} | {r.cpu_us:,.0f} | {per} |")
-        relay_r = results[("distinct", targets[1].name)]
-        proxy_r = results[("distinct", targets[2].name)]
-        ratios = (f"Distinct, 1 worker, legacy-bridge / relay: req/s "
-                  f"**{proxy_r.rps / relay_r.rps:.2f}×**, "
-                  f"p99 **{proxy_r.p99 / relay_r.p99:.2f}×**, "
-                  f"server CPU per request **{proxy_r.cpu_us / relay_r.cpu_us:.2f}×**.")
+        ours = results[("distinct", "legacy-bridge, 1 worker")]
+        ratios = "\n".join(
+            f"| legacy-bridge (1 worker) / {name} | {ours.rps / r.rps:.2f}× | "
+            f"{ours.p99 / r.p99:.2f}× | {ours.cpu_us / r.cpu_us:.2f}× |"
+            for (mode, name), r in results.items()
+            if mode == "distinct" and not name.startswith(("legacy-bridge", "direct")))
     finally:
         for process in processes:
             stop(process)
@@ -344,14 +388,18 @@ def run(seconds: int, runs: int) -> str:
         f"wrk, 1 thread, {CONNECTIONS} connections, {seconds} s per run, median of {runs} "
         "runs. distinct: 400 different pages in turn (per_page 51..100 × 4 sorts × 2 "
         "orders of /users); coalesced: one page (per_page 100) for everyone. Upstream: "
-        "precomputed answers, 2 workers; the relay 1 worker. CPU is the server's own (all "
-        "its worker processes), per request.",
+        "precomputed answers, 2 workers; the relay and the Node peers 1 process each. CPU is "
+        "the server's own (all its worker processes), per request.",
         "",
         "| load | target | req/s | p50 ms | p99 ms | server CPU µs/req | upstream requests "
         "per request |",
         "|---|---|---:|---:|---:|---:|---:|",
         *rows,
         "",
+        "Distinct load, ratios (req/s: higher is better; p99 and CPU: lower is better):",
+        "",
+        "| | req/s | p99 | server CPU per request |",
+        "|---|---:|---:|---:|",
         ratios])
 
 

@@ -11,7 +11,6 @@ page; a cold page walks from the nearest checkpoint with cursor-only requests
 
 from __future__ import annotations
 
-import bisect
 import math
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
@@ -22,6 +21,7 @@ import orjson
 from cachetools import TTLCache
 
 from legacy_bridge import logs
+from legacy_bridge.cursorpack import PackedCheckpoints
 from legacy_bridge.errors import ConfigError, PageTooDeep, UpstreamError, UpstreamQueryError
 from legacy_bridge.operations import Connection
 
@@ -93,19 +93,6 @@ class Checkpoints(Protocol):
     async def ping(self) -> bool: ...
 
 
-class _Query:
-    """The checkpoints of one query: sorted offsets and their cursors."""
-
-    __slots__ = ("cursors", "offsets")
-
-    def __init__(self) -> None:
-        self.offsets: list[int] = []
-        self.cursors: dict[int, str] = {}
-
-    def __len__(self) -> int:  # its weight in the cache: one per checkpoint
-        return max(1, len(self.cursors))
-
-
 class MemoryCheckpoints:
     """Checkpoints in process memory, `size` at most, LRU by query.
 
@@ -118,24 +105,23 @@ class MemoryCheckpoints:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.enabled = size > 0
         self.failures = 0  # never fails; the shared cache's figure
-        self._queries: TTLCache[str, _Query] = TTLCache(max(size, 1), ttl, timer=clock,
-                                                        getsizeof=len)
+        # a query weighs one per checkpoint (at least one)
+        self._queries: TTLCache[str, PackedCheckpoints] = TTLCache(
+            max(size, 1), ttl, timer=clock, getsizeof=lambda q: max(1, len(q)))
         self.hits = self.misses = 0
 
     def __len__(self) -> int:
-        return sum(len(q.cursors) for q in self._queries.values())
+        return sum(len(q) for q in self._queries.values())
 
     async def nearest(self, query: str, offset: int) -> tuple[int, str | None]:
         found = self._queries.get(query)
-        if found is not None:
-            index = bisect.bisect_right(found.offsets, offset)
-            if index:
-                at = found.offsets[index - 1]
-                self.hits += 1
-                stats = logs.current.get()
-                if stats is not None:
-                    stats.checkpoint_hits += 1
-                return at, found.cursors[at]
+        nearest = found.at_or_before(offset) if found is not None else None
+        if nearest is not None:
+            self.hits += 1
+            stats = logs.current.get()
+            if stats is not None:
+                stats.checkpoint_hits += 1
+            return nearest
         if offset:
             self.misses += 1
         return 0, None
@@ -143,14 +129,10 @@ class MemoryCheckpoints:
     async def store(self, query: str, offset: int, cursor: str) -> None:
         if not self.enabled:
             return
-        found = self._queries.get(query) or _Query()
-        if offset not in found.cursors:
-            if len(found.cursors) >= self._queries.maxsize:
-                # one query may not outgrow the cache: it forgets its lowest offset,
-                # since crawls move forward
-                del found.cursors[found.offsets.pop(0)]
-            bisect.insort(found.offsets, offset)
-        found.cursors[offset] = cursor
+        found = self._queries.get(query)
+        if found is None:
+            found = PackedCheckpoints()
+        found.put(offset, cursor, most=int(self._queries.maxsize))  # no query outgrows it
         self._queries[query] = found  # re-weighs it, refreshes its TTL and LRU place
 
     async def drop(self, query: str) -> None:
