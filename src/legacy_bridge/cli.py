@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 
 from legacy_bridge import logs, metrics
 from legacy_bridge.admin import usage_table
-from legacy_bridge.app import create_app
+from legacy_bridge.app import create_app, out_of_the_collectors_way
 from legacy_bridge.auth import digest, load_learners
 from legacy_bridge.cli_compare import compare
 from legacy_bridge.cli_modes import mode
@@ -121,7 +121,7 @@ def serve(**flags: Any) -> None:
         metrics.prepare_shared_dir(shared)
     try:
         if settings.workers == 1:
-            uvicorn.run(_start(settings), **options)
+            uvicorn.run(out_of_the_collectors_way(_start(settings)), **options)
             return
         _start(settings)  # fail here, once, on a bad table or setting
         # Worker processes build their own app from the environment: flags go there.

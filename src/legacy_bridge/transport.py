@@ -38,6 +38,7 @@ import sniffio
 
 from legacy_bridge.errors import ConfigError
 
+_WRITE_BUFFER = 64 * 1024  # past this much unsent, wait for the socket (a request is less)
 SHARDS = 16  # pools at most; each holds a share of BRIDGE_UPSTREAM_CONCURRENCY
 SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None,
                                                                                   int]
@@ -72,8 +73,9 @@ class _Stream(httpcore.AsyncNetworkStream):
             if self._writer.transport.is_closing():
                 raise httpcore.WriteError("the connection is closed")
             self._writer.write(buffer)
-            async with asyncio.timeout(timeout):
-                await self._writer.drain()
+            if self._writer.transport.get_write_buffer_size() > _WRITE_BUFFER:
+                async with asyncio.timeout(timeout):
+                    await self._writer.drain()
 
     async def aclose(self) -> None:
         self._writer.close()
