@@ -10,7 +10,7 @@ LOCK := requirements.lock
 LOCK_FLAGS := --universal --python-version 3.11 --quiet --custom-compile-command 'make lock'
 
 .PHONY: demo test test-slow test-newest lock lint check bench bench-emulator bench-load bench-efficiency \
-	bench-overhead bench-memory bench-data-api bench-course-progress manifests clean
+	bench-overhead bench-memory bench-data-api bench-course-progress bench-profile manifests clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -66,6 +66,10 @@ bench-efficiency: $(STAMP)
 
 bench-overhead: $(STAMP)
 	$(BIN)/python bench/overhead.py --write-readme
+
+# py-spy samples of the served proxy under the distinct load (README, Benchmarks)
+bench-profile: $(STAMP)
+	$(BIN)/python bench/cpu_profile.py
 
 bench-memory: $(STAMP)
 	$(BIN)/python bench/memory.py --write-readme
