@@ -44,7 +44,6 @@ def request_id(offered: str | None) -> str:
     return f"{_ID_PREFIX}{next(_ids):016x}"
 
 
-
 def _orjson(value: object, **_: object) -> str:
     return orjson.dumps(value).decode()
 
