@@ -2,10 +2,17 @@
 
 A checkpoint is an offset and the opaque cursor the upstream gave there. As a
 Python `dict[int, str]` beside a sorted `list[int]` one costs about 220 bytes;
-here the offsets are a C array, each cursor is packed into one shared buffer, and
-a cursor made of base64url segments (most are: `body.signature`) is kept
-decoded, a fifth smaller. Packing is exact: `unpack(pack(c)) == c` for every
-string, and a cursor that would not come back identical is kept as it is.
+here the offsets are a C array and each cursor is packed into one shared buffer:
+
+- a cursor made of base64url segments (most are: `body.signature`) is kept
+  decoded: three bytes for every four characters;
+- the cursors of one query look alike (the same filter fingerprint, the same
+  date prefix, `arrayconnection:`...), so each segment keeps only what differs
+  from the query's first cursor: the lengths of the shared head and tail, and
+  the middle.
+
+Packing is exact: `unpack(pack(c, ref), ref) == c` for every string and every
+reference, and a segment that would not come back identical is kept as text.
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ import re
 from array import array
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
-_RAW, _SEGMENTS = 0, 1
+_TEXT = 0  # first byte of a cursor kept as text; otherwise the number of segments
+Reference = list[bytes]  # the decoded segments of a query's first cursor
 
 
 def _varint(value: int) -> bytes:
@@ -51,48 +59,97 @@ def _decoded(segment: str) -> bytes | None:
     return data if base64.urlsafe_b64encode(data).rstrip(b"=").decode() == segment else None
 
 
-def pack(cursor: str) -> bytes:
-    """The cursor's bytes, length first."""
+def segments(cursor: str) -> Reference | None:
+    """The cursor's decoded base64url segments, or None when it is not made of them."""
     parts = [_decoded(segment) for segment in cursor.split(".")]
-    if all(part is not None for part in parts):
-        body = bytes([_SEGMENTS]) + _varint(len(parts)) + b"".join(
-            _varint(len(part)) + part for part in parts if part is not None)
-    else:
-        body = bytes([_RAW]) + cursor.encode()
-    return _varint(len(body)) + body
+    if len(parts) > 255 or any(part is None for part in parts):
+        return None
+    return [part for part in parts if part is not None]
 
 
-def unpack(buffer: bytearray | bytes, at: int) -> str:
-    """The cursor packed at `at`."""
-    size, at = _read_varint(buffer, at)
-    kind, end = buffer[at], at + size
-    if kind == _RAW:
-        return bytes(buffer[at + 1:end]).decode()
-    count, at = _read_varint(buffer, at + 1)
-    segments = []
+def _shared(data: bytes, like: bytes) -> tuple[int, int]:
+    """(head, tail): how many leading and trailing bytes `data` shares with `like`
+    (found by halving, so the comparing is done by bytes' own, not byte by byte)."""
+    most = min(len(data), len(like))
+    low, high = 0, most
+    while low < high:
+        mid = (low + high + 1) // 2
+        if data[:mid] == like[:mid]:
+            low = mid
+        else:
+            high = mid - 1
+    head = low
+    low, high = 0, most - head
+    while low < high:
+        mid = (low + high + 1) // 2
+        if data[len(data) - mid:] == like[len(like) - mid:]:
+            low = mid
+        else:
+            high = mid - 1
+    return head, low
+
+
+def pack(cursor: str, reference: Reference) -> bytes:
+    """The cursor as bytes: its segments as they differ from `reference`'s, or its text."""
+    parts = segments(cursor)
+    if not parts:
+        text = cursor.encode()
+        return bytes([_TEXT]) + _varint(len(text)) + text
+    out = bytearray([len(parts)])
+    for index, part in enumerate(parts):
+        like = reference[index] if index < len(reference) else b""
+        head, tail = _shared(part, like)
+        middle = part[head:len(part) - tail]
+        out += _varint(head) + _varint(tail) + _varint(len(middle)) + middle
+    return bytes(out)
+
+
+def unpack(buffer: bytearray | bytes, at: int, reference: Reference) -> str:
+    """The cursor packed at `at` against `reference`."""
+    count = buffer[at]
+    at += 1
+    if count == _TEXT:
+        size, at = _read_varint(buffer, at)
+        return bytes(buffer[at:at + size]).decode()
+    texts = []
+    for index in range(count):
+        like = reference[index] if index < len(reference) else b""
+        head, at = _read_varint(buffer, at)
+        tail, at = _read_varint(buffer, at)
+        size, at = _read_varint(buffer, at)
+        part = like[:head] + bytes(buffer[at:at + size]) + like[len(like) - tail:]
+        texts.append(base64.urlsafe_b64encode(part).rstrip(b"=").decode())
+        at += size
+    return ".".join(texts)
+
+
+def _end(buffer: bytearray, at: int) -> int:
+    """Where the cursor packed at `at` ends."""
+    count = buffer[at]
+    at += 1
+    if count == _TEXT:
+        size, at = _read_varint(buffer, at)
+        return at + size
     for _ in range(count):
-        length, at = _read_varint(buffer, at)
-        segments.append(base64.urlsafe_b64encode(buffer[at:at + length]).rstrip(b"=").decode())
-        at += length
-    return ".".join(segments)
-
-
-def _packed_size(buffer: bytearray, at: int) -> int:
-    size, body = _read_varint(buffer, at)
-    return body - at + size
+        _, at = _read_varint(buffer, at)
+        _, at = _read_varint(buffer, at)
+        size, at = _read_varint(buffer, at)
+        at += size
+    return at
 
 
 class PackedCheckpoints:
     """Sorted offsets and their packed cursors. A cursor replaced or forgotten leaves
     its bytes behind until they are half the buffer; then the buffer is rewritten."""
 
-    __slots__ = ("blob", "offsets", "stale", "starts")
+    __slots__ = ("blob", "offsets", "reference", "stale", "starts")
 
     def __init__(self) -> None:
         self.offsets = array("q")
         self.starts = array("I")  # where each offset's cursor begins in `blob`
         self.blob = bytearray()
         self.stale = 0  # bytes of `blob` no offset points at
+        self.reference: Reference | None = None  # the first cursor's segments, kept
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -101,20 +158,23 @@ class PackedCheckpoints:
         index = bisect.bisect_right(self.offsets, offset)
         if not index:
             return None
-        return self.offsets[index - 1], unpack(self.blob, self.starts[index - 1])
+        return self.offsets[index - 1], unpack(self.blob, self.starts[index - 1],
+                                               self.reference or [])
 
     def put(self, offset: int, cursor: str, most: int) -> None:
         """Remember `cursor` at `offset`; past `most`, forget the lowest offset (crawls
         move forward)."""
+        if self.reference is None:
+            self.reference = segments(cursor) or []
         index = bisect.bisect_left(self.offsets, offset)
         start = len(self.blob)
-        self.blob += pack(cursor)
+        self.blob += pack(cursor, self.reference)
         if index < len(self.offsets) and self.offsets[index] == offset:
-            self.stale += _packed_size(self.blob, self.starts[index])
+            self.stale += _end(self.blob, self.starts[index]) - self.starts[index]
             self.starts[index] = start
         else:
             if len(self.offsets) >= most:
-                self.stale += _packed_size(self.blob, self.starts[0])
+                self.stale += _end(self.blob, self.starts[0]) - self.starts[0]
                 del self.offsets[0], self.starts[0]
                 index -= 1
             self.offsets.insert(max(index, 0), offset)
@@ -126,5 +186,5 @@ class PackedCheckpoints:
         blob = bytearray()
         for i, start in enumerate(self.starts):
             self.starts[i] = len(blob)
-            blob += self.blob[start:start + _packed_size(self.blob, start)]
+            blob += self.blob[start:_end(self.blob, start)]
         self.blob, self.stale = blob, 0
