@@ -145,7 +145,7 @@ def private_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "ca.pem", "-days", "1", "-subj", "/CN=legacy-bridge test CA")
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
             "server.csr", "-subj", "/CN=127.0.0.1")
-    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,IP:127.0.0.2\n")
     openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
             "-CAcreateserial", "-out", "server.pem", "-days", "1", "-extfile", "san.cnf")
     return folder
@@ -167,3 +167,35 @@ async def test_tls_to_an_upstream_no_trusted_ca_signed_fails(private_ca: Path) -
     async with server(keep_answering, ssl=_server_tls(private_ca)) as (url, _):
         with pytest.raises(UpstreamError, match="connection failed"):
             await query(url)
+
+
+async def test_tls_through_the_egress_proxys_tunnel(private_ca: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    tunnels: list[str] = []
+
+    async def connect_proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        target = head.split(b" ")[1].decode()  # CONNECT host:port
+        tunnels.append(target)
+        # 127.0.0.2 is this host too; the stand-in dials the server where it listens
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1",
+                                                             int(target.rsplit(":", 1)[1]))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async with server(keep_answering, ssl=_server_tls(private_ca)) as (url, _), \
+            server(connect_proxy) as (proxy, _):
+        monkeypatch.setenv("HTTPS_PROXY", proxy)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        # not a loopback name the proxy is skipped for, and named in the certificate
+        assert await query(url.replace("127.0.0.1", "127.0.0.2"),
+                           ca=private_ca / "ca.pem") == {"ok": True}
+    assert tunnels == [url.replace("https://127.0.0.1", "127.0.0.2")]
