@@ -11,7 +11,6 @@ profiles another checkout's `src` (a before/after comparison).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import subprocess
 import sys
@@ -66,22 +65,11 @@ def shares(raw: Path) -> dict[str, float]:
 
 def record(seconds: int, source: Path | None) -> Path:
     work = Path(tempfile.mkdtemp(prefix="bridge-profile-"))
-    digest = hashlib.sha256(overhead.TOKEN.encode()).hexdigest()
-    (work / "tokens.toml").write_text(
-        f'[[tokens]]\nlabel = "bench"\nsha256 = "{digest}"\nplans = ["*"]\n')
-    up, port = overhead.free_port(), overhead.free_port()
-    upstream_url = f"http://127.0.0.1:{up}"
-    upstream = overhead.start([sys.executable, overhead.__file__, "--serve", "upstream",
-                               "--port", str(up), "--workers", "2"], {}, upstream_url)
-    env = {"BRIDGE_UPSTREAM_URL": upstream_url, "BRIDGE_UPSTREAM_API_KEY": overhead.KEY,
-           "BRIDGE_TOKENS_FILE": str(work / "tokens.toml"), "BRIDGE_PORT": str(port),
-           "BRIDGE_LOG_LEVEL": "WARNING", "BRIDGE_STORE_URL": f"sqlite:///{work}/s.sqlite3"}
-    if source is not None:
-        env["PYTHONPATH"] = str(source)
-    proxy = overhead.start([sys.executable, "-m", "legacy_bridge", "serve"], env,
-                           f"http://127.0.0.1:{port}/healthz")
+    upstream_url, upstream = overhead.start_upstream()
+    base, proxy = overhead.start_proxy(
+        work, upstream_url, env={"PYTHONPATH": str(source)} if source is not None else None)
     try:
-        target = overhead.Target("proxy", f"http://127.0.0.1:{port}", proxy.pid,
+        target = overhead.Target("proxy", base, proxy.pid,
                                  headers={"Authorization": f"Bearer {overhead.TOKEN}"})
         script = work / "load.lua"
         script.write_text(overhead.wrk_script(target, overhead.legacy_paths(True), None))

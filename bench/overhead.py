@@ -197,6 +197,32 @@ def sofa_paths(distinct: bool) -> list[str]:
         "order": order.upper(), "first": size}).decode()) for size, sort, order in combos(distinct)]
 
 
+def start_upstream() -> tuple[str, subprocess.Popen[bytes]]:
+    """The precomputed upstream, 2 workers: (its URL, its process)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    return url, start([sys.executable, str(Path(__file__)), "--serve", "upstream", "--port",
+                       str(port), "--workers", "2"], {}, url)
+
+
+def start_proxy(work: Path, upstream_url: str, workers: int = 1,
+                env: dict[str, str] | None = None) -> tuple[str, subprocess.Popen[bytes]]:
+    """legacy-bridge serving TOKEN from `upstream_url`: (its URL, its process)."""
+    from legacy_bridge.auth import digest
+
+    tokens = work / "tokens.toml"
+    tokens.write_text(
+        f'[[tokens]]\nlabel = "bench"\nsha256 = "{digest(TOKEN)}"\nplans = ["*"]\n')
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    return url, start([sys.executable, "-m", "legacy_bridge", "serve"], {
+        "BRIDGE_UPSTREAM_URL": upstream_url, "BRIDGE_UPSTREAM_API_KEY": KEY,
+        "BRIDGE_TOKENS_FILE": str(tokens), "BRIDGE_PORT": str(port),
+        "BRIDGE_WORKERS": str(workers), "BRIDGE_LOG_LEVEL": "WARNING",
+        "BRIDGE_STORE_URL": f"sqlite:///{work}/store-{workers}.sqlite3", **(env or {})},
+        f"{url}/healthz")
+
+
 def start_node_peers(upstream_url: str) -> list[tuple[str, subprocess.Popen[bytes], str]]:
     """The sofa-api peers, installed from their lock on first use; none without Node."""
     peer = Path(__file__).resolve().parent / "node-peer"
@@ -316,20 +342,14 @@ def main() -> None:
 
 
 def run(seconds: int, runs: int) -> str:
-    from legacy_bridge.auth import digest
     from legacy_bridge.mapping import load_mappings
     from legacy_bridge.query import connection_document
 
     users = next(r for r in load_mappings(ROOT / "mappings") if r.name == "users")
     query = connection_document(users.connection, "LegacyUsers", users.node_fields).text
     work = Path(tempfile.mkdtemp(prefix="bridge-bench-"))
-    (work / "tokens.toml").write_text(
-        f'[[tokens]]\nlabel = "bench"\nsha256 = "{digest(TOKEN)}"\nplans = ["*"]\n')
     me = [sys.executable, str(Path(__file__))]
-    up_port = free_port()
-    upstream_url = f"http://127.0.0.1:{up_port}"
-    upstream = start([*me, "--serve", "upstream", "--port", str(up_port), "--workers", "2"],
-                     {}, upstream_url)
+    upstream_url, upstream = start_upstream()
     processes = [upstream]
     targets = [Target("direct GraphQL call", upstream_url, upstream.pid, "POST",
                       {"Authorization": f"Token {KEY}", "Content-Type": "application/json"})]
@@ -344,19 +364,12 @@ def run(seconds: int, runs: int) -> str:
             processes.append(process)
             targets.append(Target(name, base, process.pid, sofa=True))
         for workers in (1, 2):
-            port = free_port()
-            proxy = start([sys.executable, "-m", "legacy_bridge", "serve"], {
-                "BRIDGE_UPSTREAM_URL": upstream_url, "BRIDGE_UPSTREAM_API_KEY": KEY,
-                "BRIDGE_TOKENS_FILE": str(work / "tokens.toml"),
-                "BRIDGE_MAPPINGS_DIR": str(ROOT / "mappings"), "BRIDGE_PORT": str(port),
-                "BRIDGE_WORKERS": str(workers), "BRIDGE_LOG_LEVEL": "WARNING",
-                "BRIDGE_STORE_URL": f"sqlite:///{work}/store-{workers}.sqlite3"},
-                f"http://127.0.0.1:{port}/healthz")
+            base, proxy = start_proxy(work, upstream_url, workers)
             processes.append(proxy)
             targets.append(Target(f"legacy-bridge, {workers} worker{'s' * (workers > 1)}",
-                                  f"http://127.0.0.1:{port}", proxy.pid,
+                                  base, proxy.pid,
                                   headers={"Authorization": f"Bearer {TOKEN}"},
-                                  metrics=f"http://127.0.0.1:{port}/metrics"))
+                                  metrics=f"{base}/metrics"))
         rows: list[str] = []
         results: dict[tuple[str, str], Result] = {}
         for mode in ("distinct", "coalesced"):

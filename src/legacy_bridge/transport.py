@@ -40,8 +40,6 @@ from legacy_bridge.errors import ConfigError
 
 _WRITE_BUFFER = 64 * 1024  # past this much unsent, wait for the socket (a request is less)
 SHARDS = 16  # pools at most; each holds a share of BRIDGE_UPSTREAM_CONCURRENCY
-SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None,
-                                                                                  int]
 
 
 @contextlib.contextmanager
@@ -108,7 +106,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
 
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                           local_address: str | None = None,
-                          socket_options: Iterable[SocketOption] | None = None,
+                          socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
                           ) -> httpcore.AsyncNetworkStream:
         local = (local_address, 0) if local_address else None
         with _mapped({TimeoutError: httpcore.ConnectTimeout, OSError: httpcore.ConnectError}):
@@ -120,7 +118,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         return _Stream(reader, writer)
 
     async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[SocketOption] | None = None,
+                                  socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
                                   ) -> httpcore.AsyncNetworkStream:
         with _mapped({TimeoutError: httpcore.ConnectTimeout, OSError: httpcore.ConnectError}):
             async with asyncio.timeout(timeout):
