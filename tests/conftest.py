@@ -104,18 +104,19 @@ def learners_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def make_proxy(emulator_app: Starlette, tokens_file: Path, learners_file: Path,
                tmp_path: Path) -> Callable[..., Starlette]:
-    """A proxy app whose upstream is the emulator, over ASGI (or real HTTP at upstream_url)."""
+    """A proxy app whose upstream is the emulator, over ASGI (or real HTTP at upstream_url,
+    or the given transport)."""
 
     def make(over_http: bool = False, clock: Callable[[], float] = time.monotonic,
-             **overrides: Any) -> Starlette:
+             transport: httpx.AsyncBaseTransport | None = None, **overrides: Any) -> Starlette:
         settings = Settings(**{
             "upstream_url": "http://upstream", "upstream_api_key": SecretStr(DEMO_API_KEY),
             "tokens_file": tokens_file, "learners_file": learners_file,
             "mappings_dir": MAPPINGS,
             "store_url": f"sqlite:///{tmp_path}/store.sqlite3",
             "admin_token": SecretStr(ADMIN_TOKEN), **overrides})
-        transport = None if over_http else httpx.ASGITransport(app=emulator_app)
-        return create_app(settings, transport=transport, legacy_transport=transport,
+        emulated = None if over_http or transport else httpx.ASGITransport(app=emulator_app)
+        return create_app(settings, transport=transport or emulated, legacy_transport=emulated,
                           clock=clock)
 
     return make

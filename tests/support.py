@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import respx
 
 from legacy_bridge.auth import digest
 from legacy_bridge.emulator.app import (
@@ -132,3 +137,49 @@ async def sql_refused(client: httpx.AsyncClient, query: str, code: str = "unsupp
     assert answer.json()["error"]["code"] == code
     message: str = answer.json()["error"]["message"]
     return message
+
+
+# -- a raw HTTP/1.1 server, for what a real socket does to the upstream client ----------
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    """One request off the connection, as sent: head and body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    found = re.search(rb"content-length: (\d+)", head, re.I)
+    return head + await reader.readexactly(int(found.group(1)) if found else 0)
+
+
+@asynccontextmanager
+async def server(handle: Handler, **options: Any) -> AsyncIterator[tuple[str, list[int]]]:
+    """A raw HTTP/1.1 server on loopback in this event loop; yields (url, connections)."""
+    accepted: list[int] = []
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(1)
+        try:
+            await handle(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    listening = await asyncio.start_server(on_connect, "127.0.0.1", 0, **options)
+    port = listening.sockets[0].getsockname()[1]
+    scheme = "https" if options.get("ssl") else "http"
+    try:
+        yield f"{scheme}://127.0.0.1:{port}", accepted
+    finally:
+        listening.close()
+
+
+def routed(router: respx.MockRouter) -> httpx.MockTransport:
+    """respx's routes as the upstream client's transport: the proxy's own pool
+    (legacy_bridge.http1) is not httpcore's, which respx patches. Each answer streams
+    its raw bytes, as one off the wire does (a mocked one comes already read)."""
+    async def handle(request: httpx.Request) -> httpx.Response:
+        answer = await router.async_handler(request)
+        return httpx.Response(answer.status_code, headers=answer.headers, stream=answer.stream,
+                              extensions=answer.extensions)
+    return httpx.MockTransport(handle)

@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 
 from legacy_bridge.emulator.app import DEMO_COMPANY_TOKEN
 from legacy_bridge.pagination import query_key
+from support import routed
 
 CASES = sorted((Path(__file__).parent / "golden").glob("*.json"))
 
@@ -49,7 +50,7 @@ async def replay(case: dict[str, Any], make_proxy: Callable[..., Starlette]) -> 
 
     with respx.mock(base_url="http://upstream") as mock:
         mock.post().mock(side_effect=upstream)
-        app = make_proxy(over_http=True)
+        app = make_proxy(transport=routed(mock))
         if "checkpoint" in case:  # exported from a page read that began at a checkpoint
             bridge = app.state.bridge
             compiled, legacy = bridge.resolve(case["request"]["url"])

@@ -14,7 +14,7 @@ from legacy_bridge.breaker import Breaker
 from legacy_bridge.errors import UpstreamError, UpstreamUnavailable
 from legacy_bridge.query import Document
 from legacy_bridge.upstream import Policy, Upstream
-from support import FakeClock, legacy
+from support import FakeClock, legacy, routed
 
 USERS_API = "learning-plan-progress"
 
@@ -146,7 +146,7 @@ async def test_oversized_upstream_answer_is_502() -> None:
     document = Document("query Q { x }", "Q")
     with respx.mock(base_url="http://up") as mock:
         mock.post("/g").respond(200, content=b'{"data": {"x": "' + b"a" * 5000 + b'"}}')
-        client = Upstream("http://up", Policy(max_response_bytes=1024, retries=0))
+        client = Upstream("http://up", Policy(max_response_bytes=1024, retries=0), routed(mock))
         with pytest.raises(UpstreamError, match="exceeded 1024 bytes"):
             await client.query("/g", document, {}, "k")
         await client.aclose()
@@ -156,7 +156,7 @@ async def test_connection_errors_are_retried_then_502() -> None:
     document = Document("query Q { x }", "Q")
     with respx.mock(base_url="http://up") as mock:
         route = mock.post("/g").mock(side_effect=httpx.ConnectError("refused"))
-        client = Upstream("http://up", Policy(retries=2, backoff=0))
+        client = Upstream("http://up", Policy(retries=2, backoff=0), routed(mock))
         with pytest.raises(UpstreamError, match="connection failed"):
             await client.query("/g", document, {}, "k")
         await client.aclose()

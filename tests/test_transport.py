@@ -1,57 +1,28 @@
-"""The pools to the upstream: asyncio streams under httpcore, several small pools in
-turn, and the failures a real socket gives mapped as httpx maps them."""
+"""The connections to the upstream over real sockets: the proxy's own keep-alive pool
+(http1.py) when it dials the upstream itself; httpx's pools on asyncio streams, several
+small ones in turn, through an egress proxy; and the failures a real socket gives,
+mapped as httpx maps them."""
 
 from __future__ import annotations
 
 import asyncio
-import re
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from legacy_bridge.errors import UpstreamError, UpstreamTimeout
+from legacy_bridge.http1 import Pool
 from legacy_bridge.query import Document
 from legacy_bridge.transport import AsyncioBackend, Shards, outbound_transport
 from legacy_bridge.upstream import Policy, Upstream
+from support import read_request, server
 
 DOC = Document("query Q { ok }", "Q")
 ANSWER = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 20\r\n\r\n"
           b'{"data":{"ok":true}}')
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-async def read_request(reader: asyncio.StreamReader) -> None:
-    head = await reader.readuntil(b"\r\n\r\n")
-    found = re.search(rb"content-length: (\d+)", head, re.I)
-    await reader.readexactly(int(found.group(1)) if found else 0)
-
-
-@asynccontextmanager
-async def server(handle: Handler, **options: Any) -> AsyncIterator[tuple[str, list[int]]]:
-    """A raw HTTP/1.1 server on loopback in this event loop; yields (url, connections)."""
-    accepted: list[int] = []
-
-    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(1)
-        try:
-            await handle(reader, writer)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    listening = await asyncio.start_server(on_connect, "127.0.0.1", 0, **options)
-    port = listening.sockets[0].getsockname()[1]
-    scheme = "https" if options.get("ssl") else "http"
-    try:
-        yield f"{scheme}://127.0.0.1:{port}", accepted
-    finally:
-        listening.close()
 
 
 async def keep_answering(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -81,14 +52,37 @@ async def query(url: str, ca: Path | None = None, **policy: Any) -> dict[str, An
         await upstream.aclose()
 
 
-def test_the_connections_are_shared_out_over_small_pools() -> None:
-    shards = outbound_transport("http://127.0.0.1:9", 100)
+@pytest.fixture
+def egress_proxy(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Names `url` as the egress proxy for plain and TLS upstreams."""
+    def use(url: str) -> None:
+        for name in ("HTTP_PROXY", "HTTPS_PROXY"):
+            monkeypatch.setenv(name, url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+    return use
+
+
+def test_the_upstream_dialled_directly_gets_the_proxys_own_pool() -> None:
+    pool = outbound_transport("http://upstream.internal:8080", 100)
+    assert isinstance(pool, Pool) and pool.origin == ("http", "upstream.internal", 8080)
+
+
+def test_through_an_egress_proxy_the_connections_are_shared_out_over_small_pools(
+        egress_proxy: Any) -> None:
+    egress_proxy("http://egress.internal:3128")
+    shards = outbound_transport("http://upstream.internal", 100)
     assert isinstance(shards, Shards) and len(shards.pools) == 16
-    assert outbound_transport("http://127.0.0.1:9", 4).pools.__len__() == 1
+    assert len(outbound_transport("http://upstream.internal", 4).pools) == 1  # type: ignore[attr-defined]
 
 
-async def test_requests_take_the_pools_in_turn_each_on_asyncio_streams(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_loopback_upstream_never_goes_through_the_egress_proxy(egress_proxy: Any) -> None:
+    egress_proxy("http://egress.internal:3128")
+    assert isinstance(outbound_transport("http://127.0.0.1:9", 100), Pool)
+
+
+async def test_through_an_egress_proxy_requests_take_the_pools_in_turn_on_asyncio_streams(
+        monkeypatch: pytest.MonkeyPatch, egress_proxy: Any) -> None:
     opened: list[str] = []
     connect = AsyncioBackend.connect_tcp
 
@@ -97,14 +91,16 @@ async def test_requests_take_the_pools_in_turn_each_on_asyncio_streams(
         return await connect(self, host, port, **kwargs)
 
     monkeypatch.setattr(AsyncioBackend, "connect_tcp", spy)
-    async with server(keep_answering) as (url, accepted):
-        upstream = Upstream(url, Policy(retries=0, concurrency=8))  # two pools of four
+    async with server(keep_answering) as (proxy, accepted):  # answers what it is sent
+        egress_proxy(proxy)
+        upstream = Upstream("http://upstream.internal", Policy(retries=0, concurrency=8))
+        assert isinstance(upstream._transport, Shards)  # two pools of four
         try:
             for _ in range(4):
                 assert await upstream.query("/graphql", DOC, {}, "key") == {"ok": True}
         finally:
             await upstream.aclose()
-    assert len(opened) == len(accepted) == 2  # one kept-alive connection per pool
+    assert opened == ["127.0.0.1", "127.0.0.1"] and len(accepted) == 2  # one per pool
 
 
 async def test_an_idle_connection_the_upstream_closed_is_replaced_not_failed() -> None:
@@ -113,11 +109,10 @@ async def test_an_idle_connection_the_upstream_closed_is_replaced_not_failed() -
         try:
             assert await upstream.query("/graphql", DOC, {}, "key") == {"ok": True}
             await asyncio.sleep(0.05)  # the close reaches the client's event loop
-            for _ in range(len(upstream._transport.pools)):  # back to the first pool
-                assert await upstream.query("/graphql", DOC, {}, "key") == {"ok": True}
+            assert await upstream.query("/graphql", DOC, {}, "key") == {"ok": True}
         finally:
             await upstream.aclose()
-    assert len(accepted) == 1 + 16
+    assert len(accepted) == 2
 
 
 async def test_an_upstream_that_never_answers_is_a_timeout() -> None:
@@ -169,8 +164,7 @@ async def test_tls_to_an_upstream_no_trusted_ca_signed_fails(private_ca: Path) -
             await query(url)
 
 
-async def test_tls_through_the_egress_proxys_tunnel(private_ca: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_tls_through_the_egress_proxys_tunnel(private_ca: Path, egress_proxy: Any) -> None:
     tunnels: list[str] = []
 
     async def connect_proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -192,9 +186,7 @@ async def test_tls_through_the_egress_proxys_tunnel(private_ca: Path,
 
     async with server(keep_answering, ssl=_server_tls(private_ca)) as (url, _), \
             server(connect_proxy) as (proxy, _):
-        monkeypatch.setenv("HTTPS_PROXY", proxy)
-        monkeypatch.delenv("NO_PROXY", raising=False)
-        monkeypatch.delenv("no_proxy", raising=False)
+        egress_proxy(proxy)
         # not a loopback name the proxy is skipped for, and named in the certificate
         assert await query(url.replace("127.0.0.1", "127.0.0.2"),
                            ca=private_ca / "ca.pem") == {"ok": True}

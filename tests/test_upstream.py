@@ -22,6 +22,7 @@ from legacy_bridge.errors import (
 )
 from legacy_bridge.query import Document
 from legacy_bridge.upstream import Policy, Upstream
+from support import routed
 
 ENDPOINT = "/api/public/api/v1/program-progress/graphql"
 DOC = Document("query LegacyProgress($input: ProgramProgressInput!) { x }", "LegacyProgress")
@@ -31,7 +32,7 @@ VARIABLES = {"input": {"first": 1}}
 async def run(response: httpx.Response | Exception) -> dict[str, object]:
     with respx.mock(base_url="http://up") as mock:
         mock.post(ENDPOINT).mock(side_effect=[response])
-        client = Upstream("http://up/", Policy(timeout=5, retries=0))
+        client = Upstream("http://up/", Policy(timeout=5, retries=0), routed(mock))
         try:
             return await client.query(ENDPOINT, DOC, VARIABLES, "k")
         finally:
@@ -41,7 +42,7 @@ async def run(response: httpx.Response | Exception) -> dict[str, object]:
 async def test_sends_graphql_over_http_with_the_token_header() -> None:
     with respx.mock(base_url="http://up") as mock:
         route = mock.post(ENDPOINT).respond(json={"data": {"x": 1}})
-        client = Upstream("http://up", Policy(timeout=5, retries=0))
+        client = Upstream("http://up", Policy(timeout=5, retries=0), routed(mock))
         assert await client.query(ENDPOINT, DOC, VARIABLES, "secret-key") == {"x": 1}
         await client.aclose()
     request = route.calls.last.request
@@ -91,7 +92,7 @@ async def test_identical_requests_in_flight_share_one_upstream_call() -> None:
 
     with respx.mock(base_url="http://up") as mock:
         route = mock.post(ENDPOINT).mock(side_effect=slow)
-        client = Upstream("http://up", Policy(timeout=5, retries=0))
+        client = Upstream("http://up", Policy(timeout=5, retries=0), routed(mock))
         answers = await asyncio.gather(*(client.query(ENDPOINT, DOC, VARIABLES, "k")
                                          for _ in range(4)),
                                        client.query(ENDPOINT, DOC, VARIABLES, "other-key"))

@@ -1,7 +1,10 @@
-"""The connection pools to the upstream: httpx's transport, made cheap per request.
+"""The connections to the upstream: the proxy's own pool, or httpx's through an egress proxy.
 
-Profiled under many distinct requests at once (README, Benchmarks), two parts of
-the stock stack cost more than the proxy's own work:
+When the proxy dials the upstream itself, `outbound_transport` gives its own
+keep-alive HTTP/1.1 pool (http1.py). Through an egress proxy (`HTTPS_PROXY`,
+`HTTP_PROXY`, `ALL_PROXY`) it gives httpx's pools, which speak the proxy's
+CONNECT and absolute-form requests, made cheaper per request in three ways, each
+measured (README, Benchmarks):
 
 - httpcore's pool walks every connection it holds for every request it assigns
   and every answer it releases (is it idle, has it expired, is its socket
@@ -11,13 +14,12 @@ the stock stack cost more than the proxy's own work:
   machinery for each read and write, and ask the kernel (a poll) whether an idle
   socket is readable. `AsyncioBackend` is httpcore's network-backend interface on
   plain asyncio streams: the event loop already knows when a peer closed.
-
 - httpcore asks sniffio which event loop runs for every lock, event and shielded
   close (several per request), and sniffio answers by importing and asking asyncio
   each time. `asyncio_declared` says it once for the serving thread, through
   sniffio's own declaration (`thread_local.name`).
 
-Semantics are httpx's: same exceptions, timeouts, TLS, proxies.
+Either way the semantics are httpx's: same exceptions, timeouts and TLS trust.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import httpx
 import sniffio
 
 from legacy_bridge.errors import ConfigError
+from legacy_bridge.http1 import Pool
 
 _WRITE_BUFFER = 64 * 1024  # past this much unsent, wait for the socket (a request is less)
 SHARDS = 16  # pools at most; each holds a share of BRIDGE_UPSTREAM_CONCURRENCY
@@ -157,11 +160,12 @@ class Shards(httpx.AsyncBaseTransport):
 
 
 def outbound_transport(base_url: str, connections: int,
-                       ca_file: Path | None = None) -> Shards:
-    """The connection pools to the upstream: through the egress proxy the environment
+                       ca_file: Path | None = None) -> httpx.AsyncBaseTransport:
+    """The connections to the upstream: through the egress proxy the environment
     names for its scheme (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`), unless `NO_PROXY`
-    covers its host or it is on loopback, and trusting `ca_file`
-    (BRIDGE_UPSTREAM_CA_FILE) when given. `connections` in all."""
+    covers its host or it is on loopback, else straight to it; trusting `ca_file`
+    (BRIDGE_UPSTREAM_CA_FILE) when given. At most `connections` are kept open (the
+    caller's concurrency bound, BRIDGE_UPSTREAM_CONCURRENCY, caps those in use)."""
     parts = urlsplit(base_url)
     proxies = urllib.request.getproxies()
     proxy = None
@@ -174,6 +178,8 @@ def outbound_transport(base_url: str, connections: int,
             verify = ssl.create_default_context(cafile=str(ca_file))
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"BRIDGE_UPSTREAM_CA_FILE {ca_file}: {exc}") from None
+    if proxy is None:
+        return Pool(base_url, connections, verify)
     shards = max(1, min(SHARDS, connections // 4))
     each = -(-connections // shards)
     pools = []

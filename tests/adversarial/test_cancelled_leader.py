@@ -9,6 +9,7 @@ import respx
 
 from legacy_bridge.query import Document
 from legacy_bridge.upstream import Policy, Upstream
+from support import routed
 
 ENDPOINT = "/api/public/api/v1/program-progress/graphql"
 DOC = Document("query LegacyProgress($input: ProgramProgressInput!) { x }", "LegacyProgress")
@@ -29,7 +30,7 @@ async def test_followers_take_over_when_the_leader_is_cancelled() -> None:
 
     with respx.mock(base_url="http://up") as mock:
         mock.post(ENDPOINT).mock(side_effect=upstream)
-        client = Upstream("http://up", Policy(timeout=5, retries=0))
+        client = Upstream("http://up", Policy(timeout=5, retries=0), routed(mock))
         leader = asyncio.create_task(client.query(ENDPOINT, DOC, VARIABLES, "k"))
         await sent.wait()  # the leader's request is on the wire
         followers = [asyncio.create_task(client.query(ENDPOINT, DOC, VARIABLES, "k"))

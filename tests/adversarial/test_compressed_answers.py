@@ -13,6 +13,7 @@ import respx
 from legacy_bridge.errors import UpstreamError
 from legacy_bridge.query import Document
 from legacy_bridge.upstream import Policy, Upstream
+from support import routed
 
 ENDPOINT = "/api/public/api/v1/program-progress/graphql"
 DOC = Document("query LegacyProgress($input: ProgramProgressInput!) { x }", "LegacyProgress")
@@ -34,7 +35,7 @@ class Stream(httpx.AsyncByteStream):
 async def _query(reply: httpx.Response) -> dict[str, object]:
     with respx.mock(base_url="http://up") as mock:
         mock.post(ENDPOINT).mock(return_value=reply)
-        client = Upstream("http://up", Policy(retries=0, max_response_bytes=CAP))
+        client = Upstream("http://up", Policy(retries=0, max_response_bytes=CAP), routed(mock))
         try:
             return await client.query(ENDPOINT, DOC, {}, "k")
         finally:
