@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 import typing
 from collections import deque
 from collections.abc import AsyncIterator
@@ -258,7 +259,7 @@ class Pool(httpx.AsyncBaseTransport):
                               extensions={"http_version": b"HTTP/1.1"})
 
     def _take(self) -> _Connection | None:
-        now = asyncio.get_running_loop().time()
+        now = time.monotonic()
         while self._idle:
             connection = self._idle.pop()
             if not connection.closed and now - connection.idle_since < self._expiry:
@@ -286,7 +287,7 @@ class Pool(httpx.AsyncBaseTransport):
     def release(self, connection: _Connection) -> None:
         if connection.reusable() and len(self._idle) < self._keepalive:
             connection._reset()
-            connection.idle_since = asyncio.get_running_loop().time()
+            connection.idle_since = time.monotonic()
             self._idle.append(connection)
         else:
             self._forget(connection)

@@ -207,12 +207,15 @@ class Upstream:
 
     async def _attempt(self, endpoint: str, body: bytes, key: str,
                        user_token: str | None) -> dict[str, Any]:
-        try:
-            async with asyncio.timeout(self.policy.queue_timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise UpstreamUnavailable("the proxy's upstream queue is full; retry later",
-                                      {"Retry-After": "1"}) from None
+        if self._slots.locked():  # else a slot is taken at once: no deadline to arm
+            try:
+                async with asyncio.timeout(self.policy.queue_timeout):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise UpstreamUnavailable("the proxy's upstream queue is full; retry later",
+                                          {"Retry-After": "1"}) from None
+        else:
+            await self._slots.acquire()
         started = time.perf_counter()
         outcome = "error"
         try:
