@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import overhead  # the servers and the load, shared
 
 PARTS = [
-    ("upstream HTTP client (httpx, httpcore, h11, anyio locks, asyncio streams)",
+    ("upstream HTTP client (http1.py or httpcore, httpx's models, asyncio)",
      ("httpx/", "httpcore/", "h11/", "anyio/", "legacy_bridge/transport.py",
-      "asyncio/streams.py", "sniffio/", "asyncio/tasks.py")),
+      "legacy_bridge/http1.py", "asyncio/streams.py", "sniffio/", "asyncio/tasks.py")),
     ("reading the upstream answer (orjson parse, size cap, inflate)",
      ("legacy_bridge/upstream.py",)),
     ("rewrite to legacy items (generated function, transforms)",

@@ -12,6 +12,7 @@ import httpx
 import pytest
 import uvloop
 
+from legacy_bridge import http1
 from legacy_bridge.http1 import Pool
 from support import Handler, read_request, server
 
@@ -144,6 +145,30 @@ async def test_an_answer_closed_before_its_end_takes_its_connection_with_it() ->
         await response.aclose()  # the caller's size cap gave up on it
         assert (await post(pool, url)).status_code == 200
     assert len(accepted) == 2
+
+
+async def test_a_complete_answer_left_unread_past_the_read_limit_leaves_the_socket_readable(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http1, "_READ_LIMIT", 10)  # the whole answer arrives in one read
+    async with pool_for(answering(OK)) as (pool, url, accepted):
+        request = httpx.Request("POST", url, content=b"{}", extensions={"timeout": TIMEOUTS})
+        response = await pool.handle_async_request(request)
+        connection = next(iter(pool._open))
+        while not connection.done:
+            await asyncio.sleep(0.01)
+        await response.aclose()  # complete, though not read: kept
+        assert (await post(pool, url)).content == BODY
+    assert len(accepted) == 1
+
+
+async def test_closing_an_answer_twice_keeps_its_connection_once() -> None:
+    async with pool_for(answering(OK)) as (pool, url, _):
+        request = httpx.Request("POST", url, content=b"{}", extensions={"timeout": TIMEOUTS})
+        response = await pool.handle_async_request(request)
+        await response.aread()
+        await response.stream.aclose()
+        await response.stream.aclose()
+        assert len(pool._idle) == 1 and not pool._idle[0].closed
 
 
 async def test_an_idle_connection_past_its_expiry_is_not_reused() -> None:

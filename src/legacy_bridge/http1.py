@@ -26,7 +26,6 @@ import httptools
 import httpx
 
 _READ_LIMIT = 1 << 20  # unread answer bytes past which the socket stops being read
-_WRITE_LIMIT = 64 * 1024  # unsent request bytes past which the sender waits
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:
@@ -45,9 +44,12 @@ class _Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[None] | None = None
         self._writable: asyncio.Future[None] | None = None
+        self._paused = False
         self._reset()
 
     def _reset(self) -> None:
+        if self._paused and self.transport is not None:  # the answer ended past the limit
+            self.transport.resume_reading()
         self.busy = False  # a request is out and its answer not yet all read
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
@@ -89,7 +91,7 @@ class _Connection(asyncio.Protocol):
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
 
-    def pause_writing(self) -> None:
+    def pause_writing(self) -> None:  # past the transport's high-water mark (64 KiB)
         self._writable = asyncio.get_running_loop().create_future()
 
     def resume_writing(self) -> None:
@@ -210,13 +212,16 @@ class _Body(httpx.AsyncByteStream):
 
     def __init__(self, pool: Pool, connection: _Connection, timeout: float | None) -> None:
         self._pool, self._connection, self._timeout = pool, connection, timeout
+        self._closed = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for chunk in self._connection.read_body(self._timeout):
             yield chunk
 
     async def aclose(self) -> None:
-        self._pool.release(self._connection)
+        if not self._closed:  # once: a second release would close the connection kept
+            self._closed = True
+            self._pool.release(self._connection)
 
 
 class Pool(httpx.AsyncBaseTransport):
