@@ -47,6 +47,11 @@ async def pool_for(handle: Handler, keepalive: int = 4,
             await pool.aclose()
 
 
+def request_to(url: str, read_timeout: float = TIMEOUTS["read"]) -> httpx.Request:
+    return httpx.Request("POST", url, content=b"{}",
+                         extensions={"timeout": {**TIMEOUTS, "read": read_timeout}})
+
+
 async def post(pool: Pool, url: str, body: bytes = b"{}", **headers: str) -> httpx.Response:
     request = httpx.Request("POST", url + "/graphql?x=1", content=body, headers=headers,
                             extensions={"timeout": TIMEOUTS})
@@ -125,8 +130,7 @@ async def test_a_large_answer_streams_through_a_paused_socket() -> None:
     big = b"x" * (5 * 1024 * 1024)
     head = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(big)
     async with pool_for(answering(head + big)) as (pool, url, accepted):
-        request = httpx.Request("POST", url, content=b"{}", extensions={"timeout": TIMEOUTS})
-        response = await pool.handle_async_request(request)
+        response = await pool.handle_async_request(request_to(url))
         received = 0
         async for chunk in response.aiter_raw():
             received += len(chunk)
@@ -140,8 +144,7 @@ async def test_a_large_answer_streams_through_a_paused_socket() -> None:
 async def test_an_answer_closed_before_its_end_takes_its_connection_with_it() -> None:
     big = b"HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n" + b"x" * 1_000_000
     async with pool_for(answering(big)) as (pool, url, accepted):
-        request = httpx.Request("POST", url, content=b"{}", extensions={"timeout": TIMEOUTS})
-        response = await pool.handle_async_request(request)
+        response = await pool.handle_async_request(request_to(url))
         await response.aclose()  # the caller's size cap gave up on it
         assert (await post(pool, url)).status_code == 200
     assert len(accepted) == 2
@@ -151,8 +154,7 @@ async def test_a_complete_answer_left_unread_past_the_read_limit_leaves_the_sock
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(http1, "_READ_LIMIT", 10)  # the whole answer arrives in one read
     async with pool_for(answering(OK)) as (pool, url, accepted):
-        request = httpx.Request("POST", url, content=b"{}", extensions={"timeout": TIMEOUTS})
-        response = await pool.handle_async_request(request)
+        response = await pool.handle_async_request(request_to(url))
         connection = next(iter(pool._open))
         while not connection.done:
             await asyncio.sleep(0.01)
@@ -163,8 +165,7 @@ async def test_a_complete_answer_left_unread_past_the_read_limit_leaves_the_sock
 
 async def test_closing_an_answer_twice_keeps_its_connection_once() -> None:
     async with pool_for(answering(OK)) as (pool, url, _):
-        request = httpx.Request("POST", url, content=b"{}", extensions={"timeout": TIMEOUTS})
-        response = await pool.handle_async_request(request)
+        response = await pool.handle_async_request(request_to(url))
         await response.aread()
         await response.stream.aclose()
         await response.stream.aclose()
@@ -207,10 +208,8 @@ async def test_no_answer_in_time_is_a_read_timeout_and_the_connection_is_dropped
         await asyncio.sleep(30)
 
     async with pool_for(silent) as (pool, url, _):
-        request = httpx.Request("POST", url, content=b"{}",
-                                extensions={"timeout": {**TIMEOUTS, "read": 0.1}})
         with pytest.raises(httpx.ReadTimeout):
-            await pool.handle_async_request(request)
+            await pool.handle_async_request(request_to(url, read_timeout=0.1))
         assert not pool._idle and not pool._open
 
 
@@ -222,9 +221,7 @@ async def test_a_body_that_stops_arriving_is_a_read_timeout() -> None:
         await asyncio.sleep(30)
 
     async with pool_for(stalls) as (pool, url, _):
-        request = httpx.Request("POST", url, content=b"{}",
-                                extensions={"timeout": {**TIMEOUTS, "read": 0.1}})
-        response = await pool.handle_async_request(request)
+        response = await pool.handle_async_request(request_to(url, read_timeout=0.1))
         with pytest.raises(httpx.ReadTimeout):
             await response.aread()
         await response.aclose()

@@ -3,10 +3,10 @@
 Profiled under many distinct requests at once (README, Benchmarks), httpx's own
 pool (httpcore, h11, and the anyio locks and shielded closes around every
 request) was the largest part of a translated request's CPU. The proxy needs
-little of what it serves: one request at a time per connection, keep-alive,
-plain or TLS, POSTs of a few kilobytes. `Pool` is that and no more, with answers
-parsed by httptools (llhttp, the parser uvicorn serves with). An egress proxy
-still takes httpx's own pools (transport.py).
+little of what that pool offers: one request at a time per connection,
+keep-alive, plain or TLS, POSTs of a few kilobytes. `Pool` is that and no more,
+with answers parsed by httptools (llhttp, the parser uvicorn serves with). An
+egress proxy still takes httpx's own pools (transport.py).
 
 It is an `httpx.AsyncBaseTransport`: requests and responses are httpx's, errors
 are httpx's exceptions, and an answer's body streams from the socket, so the
