@@ -56,7 +56,6 @@ class _Connection(asyncio.Protocol):
         self.head_done = False
         self.done = False
         self._interim = False
-        self._framed = True  # by a length or chunks; else the peer's close ends it
         self._keep_alive = False
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
@@ -82,7 +81,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.head_done and not self.done and not self._framed:
+        if self.head_done and not self.done and not self._framed():
             self.done = True  # an answer that runs until the connection closes
         elif self.busy and not self.done and self._error is None:
             self._error = httpx.RemoteProtocolError(
@@ -90,6 +89,11 @@ class _Connection(asyncio.Protocol):
         self._wake()
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
+
+    def _framed(self) -> bool:
+        """Whether the answer's end is given by a length or chunks, not the peer's close."""
+        return any(name.lower() in (b"content-length", b"transfer-encoding")
+                   for name, _ in self.headers)
 
     def pause_writing(self) -> None:  # past the transport's high-water mark (64 KiB)
         self._writable = asyncio.get_running_loop().create_future()
@@ -117,8 +121,6 @@ class _Connection(asyncio.Protocol):
         self.status = status
         self.head_done = True
         self._keep_alive = self._parser.should_keep_alive()  # not known past the end
-        self._framed = any(name.lower() in (b"content-length", b"transfer-encoding")
-                           for name, _ in self.headers)
         self._wake()
 
     def on_body(self, body: bytes) -> None:
